@@ -1,0 +1,90 @@
+/*
+ * api.c - the calls a plugin makes (sdk/conveyor/plugin.h), implemented
+ * over the process's runtime context.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include <conveyor/plugin.h>
+#include "log.h"
+#include "runtime.h"
+
+int conveyor_emit(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    if (!ctx)
+        return -EINVAL;
+    return cv_ctx_emit(ctx, item, len);
+}
+
+void *conveyor_shm(conveyor_ctx *ctx, size_t *size)
+{
+    cv_segment *seg = ctx ? cv_ctx_segment(ctx) : NULL;
+    if (!seg || !seg->addr) {
+        if (size)
+            *size = 0;
+        return NULL;
+    }
+    if (size)
+        *size = seg->size;
+    return seg->addr;
+}
+
+const char *conveyor_shm_name(conveyor_ctx *ctx)
+{
+    cv_segment *seg = ctx ? cv_ctx_segment(ctx) : NULL;
+    return seg && seg->addr ? seg->name : NULL;
+}
+
+const char *conveyor_param(conveyor_ctx *ctx, const char *key)
+{
+    if (!ctx || !ctx->cfg || !key)
+        return NULL;
+    return cv_stage_param(ctx->cfg, key);
+}
+
+void conveyor_set_userdata(conveyor_ctx *ctx, void *data)
+{
+    if (ctx)
+        ctx->userdata = data;
+}
+
+void *conveyor_userdata(conveyor_ctx *ctx)
+{
+    return ctx ? ctx->userdata : NULL;
+}
+
+const char *conveyor_stage_name(conveyor_ctx *ctx)
+{
+    return ctx && ctx->cfg ? ctx->cfg->name : NULL;
+}
+
+unsigned conveyor_replica(conveyor_ctx *ctx)
+{
+    return cv_ctx_replica(ctx);
+}
+
+void conveyor_log(conveyor_ctx *ctx, int level, const char *fmt, ...)
+{
+    va_list ap;
+    (void)ctx;  /* the process's log origin already names the stage */
+    va_start(ap, fmt);
+    cv_vlog(level, fmt, ap);
+    va_end(ap);
+}
+
+int conveyor_lock(conveyor_ctx *ctx, unsigned n)
+{
+    cv_locks *l = ctx ? cv_ctx_locks(ctx) : NULL;
+    if (!l)
+        return -EINVAL;
+    return cv_locks_lock(l, n);
+}
+
+int conveyor_unlock(conveyor_ctx *ctx, unsigned n)
+{
+    cv_locks *l = ctx ? cv_ctx_locks(ctx) : NULL;
+    if (!l)
+        return -EINVAL;
+    return cv_locks_unlock(l, n);
+}

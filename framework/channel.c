@@ -1,0 +1,78 @@
+/*
+ * channel.c - dispatches the channel interface (channel.h) to the
+ * transport a channel was made with: pipe (channel_pipe.c) or shared-memory
+ * ring (channel_ring.c).  A pipeline uses one transport for all channels.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <time.h>
+
+#include "channel.h"
+
+void cv_channel_keep(cv_channel *ch, int ends)
+{
+    ch->ops->keep(ch, ends);
+}
+
+int cv_channel_send(cv_channel *ch, uint64_t seq, uint32_t flags, const void *data, size_t len)
+{
+    return ch->ops->send(ch, seq, flags, data, len);
+}
+
+int cv_channel_flush(cv_channel *ch, int wait)
+{
+    return ch->ops->flush(ch, wait);
+}
+
+int cv_channel_pending(const cv_channel *ch)
+{
+    return ch->ops->pending(ch);
+}
+
+void cv_channel_publish(cv_channel *ch)
+{
+    ch->ops->publish(ch);
+}
+
+int cv_channel_close_write(cv_channel *ch)
+{
+    return ch->ops->close_write(ch);
+}
+
+int cv_channel_recv(cv_channel *ch, cv_record *rec)
+{
+    return ch->ops->recv(ch, rec);
+}
+
+void cv_channel_close_read(cv_channel *ch)
+{
+    ch->ops->close_read(ch);
+}
+
+int cv_channels_wait(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite,
+                     int extra_fd, int timeout_ms, const sigset_t *sigmask)
+{
+    const struct cv_channel_ops *ops = nread ? read[0]->ops : nwrite ? write[0]->ops : NULL;
+    if (!ops) {
+        /* No channel: only the extra descriptor to wait for. */
+        if (extra_fd < 0)
+            return -EINVAL;
+        struct pollfd pfd = {.fd = extra_fd, .events = POLLIN};
+        struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+        if (ppoll(&pfd, 1, timeout_ms >= 0 ? &ts : NULL, sigmask) < 0)
+            return -errno;
+        return 0;
+    }
+    return ops->wait(read, nread, write, nwrite, extra_fd, timeout_ms, sigmask);
+}
+
+uint64_t cv_channel_queued(const cv_channel *ch)
+{
+    return ch->ops->queued(ch);
+}
+
+void cv_channel_destroy(cv_channel *ch)
+{
+    if (ch)
+        ch->ops->destroy(ch);
+}

@@ -1,0 +1,122 @@
+/*
+ * channel.h - the one interface between processes.
+ *
+ * A channel carries records from exactly one producer process to exactly
+ * one consumer process, in order, bounded: a full channel makes its producer
+ * wait (back-pressure), nothing grows without limit.  A record is an item's
+ * bytes plus the number of the source item it descends from (seq), which
+ * joins with order = source use to restore input order, and flags.
+ *
+ * Both ends are created by the host before it forks; after the fork each
+ * process keeps the ends it uses (cv_channel_keep) and drops the others, so
+ * that end of stream is seen as soon as the one producer closes its end.
+ *
+ * Sending is buffered: records are written out when the buffer fills, on
+ * cv_channel_flush, and before a process waits for input, so one item is
+ * not one system call.  Sends never block one channel while another holds
+ * data its consumer may need: cv_channels_wait_writable() writes out
+ * whatever any channel of the process can take.
+ */
+#ifndef CV_CHANNEL_H
+#define CV_CHANNEL_H
+
+#include <stddef.h>
+#include <signal.h>
+#include <stdint.h>
+
+/* A watermark carries no item: "the producer is done with every source item
+ * up to seq" (used only on channels feeding an order = source join). */
+#define CV_REC_WATERMARK 1u
+
+typedef struct cv_record {
+    uint64_t seq;
+    uint32_t flags;
+    uint32_t len;
+    const void *data;     /* valid until the next receive on this channel */
+} cv_record;
+
+/* Counters the producer and the consumer publish, in memory shared by all
+ * processes (least-loaded balancing reads queued = sent - received). */
+typedef struct cv_channel_stats {
+    volatile uint64_t sent;
+    volatile uint64_t received;
+} cv_channel_stats;
+
+typedef struct cv_channel cv_channel;
+
+/* A process's doorbell, in shared memory: a ring channel's producer rings
+ * its consumer's bell after publishing records (and the consumer the
+ * producer's after freeing space), but only when the bell's owner said it
+ * is about to sleep (waiting).  One bell per process lets a process sleep
+ * on all its channels at once (a join) with one futex. */
+typedef struct cv_bell {
+    uint32_t word;          /* futex word: bumped by every ring */
+    uint32_t waiting;       /* the owner sleeps, or is about to */
+    unsigned char pad[56];  /* one cache line per bell */
+} cv_bell;
+
+/* Creates a channel (both ends, in the host).  STATS points into shared
+ * memory.  Returns NULL with errno set on failure. */
+cv_channel *cv_channel_create_pipe(cv_channel_stats *stats, size_t max_item);
+
+/* A single-producer single-consumer ring of CAPACITY bytes (a power of two)
+ * in an anonymous shared mapping; PRODUCER and CONSUMER are the bells of
+ * the two processes. */
+cv_channel *cv_channel_create_ring(cv_channel_stats *stats, size_t max_item, size_t capacity,
+                                   cv_bell *producer, cv_bell *consumer);
+
+enum cv_channel_end { CV_END_NONE = 0, CV_END_WRITE = 1, CV_END_READ = 2 };
+/* After fork: keep the given ends of this channel, close the others. */
+void cv_channel_keep(cv_channel *ch, int ends);
+
+/* Producer side.  0 or -errno (-EPIPE: the consumer is gone). */
+int cv_channel_send(cv_channel *ch, uint64_t seq, uint32_t flags, const void *data, size_t len);
+/* Writes out buffered records; WAIT: until all are out, else what fits. */
+int cv_channel_flush(cv_channel *ch, int wait);
+int cv_channel_pending(const cv_channel *ch);   /* buffered bytes not yet out */
+/* Makes what this end did visible to the other end without waiting: the
+ * producer's records, the consumer's freed space.  Called before a process
+ * sleeps. */
+void cv_channel_publish(cv_channel *ch);
+/* Flushes and closes the write end: the consumer sees end of stream. */
+int cv_channel_close_write(cv_channel *ch);
+
+/* Consumer side: 1 with a record, 0 at end of stream, -EAGAIN when nothing
+ * is there now, other -errno (-EPROTO: a malformed record). */
+int cv_channel_recv(cv_channel *ch, cv_record *rec);
+void cv_channel_close_read(cv_channel *ch);
+
+/* Waits until at least one of the channels can make progress: a READ
+ * channel has data or end of stream, a WRITE channel with pending bytes can
+ * take some (and those are then written out), or EXTRA_FD (-1: none) is
+ * readable.  TIMEOUT_MS -1 = forever.  SIGMASK, when not NULL, is the
+ * signal mask in force while waiting (ppoll).  Returns 0, -EINTR when a
+ * signal came, or another -errno. */
+int cv_channels_wait(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite,
+                     int extra_fd, int timeout_ms, const sigset_t *sigmask);
+
+uint64_t cv_channel_queued(const cv_channel *ch);  /* sent - received, shared */
+void cv_channel_destroy(cv_channel *ch);
+
+/* The implementations' table; every channel struct starts with a pointer
+ * to one (channel.c dispatches through it). */
+struct cv_channel_ops {
+    void (*keep)(cv_channel *ch, int ends);
+    int (*send)(cv_channel *ch, uint64_t seq, uint32_t flags, const void *data, size_t len);
+    int (*flush)(cv_channel *ch, int wait);
+    int (*pending)(const cv_channel *ch);
+    void (*publish)(cv_channel *ch);
+    int (*close_write)(cv_channel *ch);
+    int (*recv)(cv_channel *ch, cv_record *rec);
+    void (*close_read)(cv_channel *ch);
+    int (*wait)(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite,
+                int extra_fd, int timeout_ms, const sigset_t *sigmask);
+    uint64_t (*queued)(const cv_channel *ch);
+    void (*destroy)(cv_channel *ch);
+};
+
+struct cv_channel {
+    const struct cv_channel_ops *ops;
+};
+
+#endif

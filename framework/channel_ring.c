@@ -1,0 +1,482 @@
+/*
+ * channel_ring.c - the shared-memory ring implementation of channel.h, the
+ * default transport.
+ *
+ * One producer, one consumer, a power-of-two byte ring in an anonymous
+ * shared mapping made before the fork.  Records are a 16-byte header (seq,
+ * flags, len) and the item, padded to 16 bytes; a record that would cross
+ * the end is preceded by a wrap marker; a record larger than a quarter of
+ * the ring travels as fragments the consumer joins again.
+ *
+ * What made it fast (../shared/PERF-NOTES.md): positions are published in
+ * batches, each side caches the other's position and reads the shared one
+ * only when the ring looks full or empty, a side that has nothing to do
+ * spins briefly (adaptively: with more processes than cores a spin only
+ * steals the core the other side needs) and then sleeps on its process's
+ * doorbell futex, which the other side rings only when told someone sleeps.
+ *
+ * A received record stays in the ring until the next receive on the same
+ * channel: the read position moves only after the item was handled.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "shm.h"
+#include "util.h"
+
+#define HDR 16
+#define F_WRAP 0x80000000u      /* skip to the start of the ring */
+#define F_FRAG 0x40000000u      /* more of this record follows */
+#define F_INTERNAL (F_WRAP | F_FRAG)
+#define MAX_SPIN_NS 20000
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield")
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+typedef struct ring_shared {
+    /* written by the producer */
+    _Alignas(64) uint64_t head;     /* bytes published */
+    uint32_t closed;                /* end of stream, after the last head */
+    /* written by the consumer */
+    _Alignas(64) uint64_t tail;     /* bytes freed */
+    uint32_t reader_gone;
+    _Alignas(64) unsigned char data[];
+} ring_shared;
+
+typedef struct ring_channel {
+    cv_channel base;
+    ring_shared *sh;
+    size_t map_bytes;
+    size_t cap, mask;
+    cv_bell *prod_bell, *cons_bell;
+    cv_channel_stats *stats;
+    size_t max_item;
+    int can_write, can_read;
+    /* producer */
+    uint64_t wpos, head_pub, tail_cache;
+    unsigned unpub;
+    uint64_t sent;
+    size_t frag_off;                /* a fragmented record under way */
+    /* consumer */
+    uint64_t rpos, rnext, head_cache, tail_pub;
+    uint64_t received;
+    unsigned char *frag;
+    size_t fragcap, fraglen;
+    int eof;
+} ring_channel;
+
+static const struct cv_channel_ops ring_ops;
+
+/* Adaptive spin budget of this process, in nanoseconds. */
+static long spin_ns = 2000;
+
+static long futex(uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
+{
+    return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
+}
+
+static void ring_bell(cv_bell *b)
+{
+    /* The caller published and fenced; wake only a sleeper. */
+    if (__atomic_load_n(&b->waiting, __ATOMIC_RELAXED)) {
+        __atomic_add_fetch(&b->word, 1, __ATOMIC_SEQ_CST);
+        futex(&b->word, FUTEX_WAKE, INT_MAX, NULL);
+    }
+}
+
+cv_channel *cv_channel_create_ring(cv_channel_stats *stats, size_t max_item, size_t capacity,
+                                   cv_bell *producer, cv_bell *consumer)
+{
+    if (capacity < 4096 || (capacity & (capacity - 1))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    ring_channel *ch = cv_calloc(1, sizeof *ch);
+    ch->base.ops = &ring_ops;
+    ch->map_bytes = sizeof(ring_shared) + capacity;
+    ch->sh = cv_shared_alloc(ch->map_bytes);
+    if (!ch->sh) {
+        free(ch);
+        return NULL;
+    }
+    ch->cap = capacity;
+    ch->mask = capacity - 1;
+    ch->prod_bell = producer;
+    ch->cons_bell = consumer;
+    ch->stats = stats;
+    ch->max_item = max_item;
+    ch->can_write = ch->can_read = 1;
+    return &ch->base;
+}
+
+static void ring_keep(cv_channel *base, int ends)
+{
+    ring_channel *ch = (ring_channel *)base;
+    ch->can_write = !!(ends & CV_END_WRITE);
+    ch->can_read = !!(ends & CV_END_READ);
+}
+
+/* --- producer ----------------------------------------------------------- */
+
+static void publish_head(ring_channel *ch)
+{
+    if (ch->head_pub == ch->wpos)
+        return;
+    __atomic_store_n(&ch->sh->head, ch->wpos, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    ch->head_pub = ch->wpos;
+    ch->unpub = 0;
+    if (ch->stats)
+        __atomic_store_n(&ch->stats->sent, ch->sent, __ATOMIC_RELAXED);
+    ring_bell(ch->cons_bell);
+}
+
+static size_t rec_size(size_t len)
+{
+    return (HDR + len + 15) & ~(size_t)15;
+}
+
+/* Writes one record that fits in a quarter of the ring, or -EAGAIN. */
+static int put_record(ring_channel *ch, uint64_t seq, uint32_t flags, const void *data, size_t len)
+{
+    size_t size = rec_size(len);
+    size_t off = ch->wpos & ch->mask;
+    size_t skip = ch->cap - off < size ? ch->cap - off : 0;
+    size_t need = skip + size;
+
+    if (ch->cap - (ch->wpos - ch->tail_cache) < need) {
+        ch->tail_cache = __atomic_load_n(&ch->sh->tail, __ATOMIC_ACQUIRE);
+        if (ch->cap - (ch->wpos - ch->tail_cache) < need) {
+            if (__atomic_load_n(&ch->sh->reader_gone, __ATOMIC_ACQUIRE))
+                return -EPIPE;
+            publish_head(ch);   /* the consumer must see what is there */
+            return -EAGAIN;
+        }
+    }
+    if (skip) {
+        unsigned char *w = ch->sh->data + off;
+        uint32_t wf = F_WRAP, z = 0;
+        memcpy(w + 8, &wf, 4);
+        memcpy(w + 12, &z, 4);
+        ch->wpos += skip;
+        off = 0;
+    }
+    unsigned char *p = ch->sh->data + off;
+    uint32_t l32 = (uint32_t)len;
+    memcpy(p, &seq, 8);
+    memcpy(p + 8, &flags, 4);
+    memcpy(p + 12, &l32, 4);
+    if (len)
+        memcpy(p + HDR, data, len);
+    ch->wpos += size;
+    if (++ch->unpub >= 256 || ch->wpos - ch->head_pub >= ch->cap / 8)
+        publish_head(ch);
+    return 0;
+}
+
+static int ring_send(cv_channel *base, uint64_t seq, uint32_t flags, const void *data, size_t len)
+{
+    ring_channel *ch = (ring_channel *)base;
+    if (len > ch->max_item || len > UINT32_MAX)
+        return -EMSGSIZE;
+    size_t piece_max = ch->cap / 4 - HDR;
+    if (ch->frag_off && (len <= piece_max || (flags & CV_REC_WATERMARK)))
+        return -EAGAIN;     /* nothing may come between a record's pieces */
+    if (len <= piece_max) {
+        int rc = put_record(ch, seq, flags, data, len);
+        if (rc == 0 && !(flags & CV_REC_WATERMARK))
+            ch->sent++;
+        return rc;
+    }
+    /* A large record goes in pieces; after -EAGAIN the caller sends the
+     * same record again and it resumes where it stopped. */
+    while (ch->frag_off < len) {
+        size_t piece = len - ch->frag_off < piece_max ? len - ch->frag_off : piece_max;
+        int last = ch->frag_off + piece == len;
+        int rc = put_record(ch, seq, last ? flags : (flags | F_FRAG),
+                            (const unsigned char *)data + ch->frag_off, piece);
+        if (rc < 0)
+            return rc;
+        ch->frag_off += piece;
+    }
+    ch->frag_off = 0;
+    if (!(flags & CV_REC_WATERMARK))
+        ch->sent++;
+    return 0;
+}
+
+static int ring_pending(const cv_channel *base)
+{
+    const ring_channel *ch = (const ring_channel *)base;
+    return ch->can_write && ch->head_pub != ch->wpos;
+}
+
+static void ring_publish(cv_channel *base)
+{
+    ring_channel *ch = (ring_channel *)base;
+    if (ch->can_write)
+        publish_head(ch);
+    if (ch->can_read && ch->tail_pub != ch->rpos) {
+        __atomic_store_n(&ch->sh->tail, ch->rpos, __ATOMIC_RELEASE);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        ch->tail_pub = ch->rpos;
+        ring_bell(ch->prod_bell);
+    }
+}
+
+static int ring_flush(cv_channel *base, int wait)
+{
+    (void)wait;     /* publishing never waits: the bytes are in the ring */
+    ring_publish(base);
+    return 0;
+}
+
+static int ring_close_write(cv_channel *base)
+{
+    ring_channel *ch = (ring_channel *)base;
+    if (!ch->can_write)
+        return 0;
+    publish_head(ch);
+    __atomic_store_n(&ch->sh->closed, 1, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&ch->cons_bell->word, 1, __ATOMIC_SEQ_CST);
+    futex(&ch->cons_bell->word, FUTEX_WAKE, INT_MAX, NULL);
+    ch->can_write = 0;
+    return 0;
+}
+
+/* --- consumer ----------------------------------------------------------- */
+
+static void release(ring_channel *ch)
+{
+    if (ch->rnext != ch->rpos) {
+        ch->rpos = ch->rnext;
+        if (ch->rpos - ch->tail_pub >= ch->cap / 8) {
+            __atomic_store_n(&ch->sh->tail, ch->rpos, __ATOMIC_RELEASE);
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);
+            ch->tail_pub = ch->rpos;
+            ring_bell(ch->prod_bell);
+        }
+    }
+}
+
+static int ring_recv(cv_channel *base, cv_record *rec)
+{
+    ring_channel *ch = (ring_channel *)base;
+    release(ch);
+    for (;;) {
+        if (ch->rpos == ch->head_cache) {
+            ch->head_cache = __atomic_load_n(&ch->sh->head, __ATOMIC_ACQUIRE);
+            if (ch->rpos == ch->head_cache) {
+                if (!__atomic_load_n(&ch->sh->closed, __ATOMIC_ACQUIRE))
+                    return -EAGAIN;
+                ch->head_cache = __atomic_load_n(&ch->sh->head, __ATOMIC_ACQUIRE);
+                if (ch->rpos == ch->head_cache)
+                    return ch->fraglen ? -EPROTO : 0;
+            }
+        }
+        const unsigned char *p = ch->sh->data + (ch->rpos & ch->mask);
+        uint32_t flags, len;
+        memcpy(&flags, p + 8, 4);
+        if (flags & F_WRAP) {
+            ch->rpos += ch->cap - (ch->rpos & ch->mask);
+            ch->rnext = ch->rpos;
+            continue;
+        }
+        memcpy(&len, p + 12, 4);
+        size_t size = rec_size(len);
+        if (len > ch->cap / 4 || size > ch->head_cache - ch->rpos)
+            return -EPROTO;
+        if ((flags & F_FRAG) || ch->fraglen) {
+            /* A piece of a large record: join it in our own buffer. */
+            if (ch->fraglen + len > ch->max_item)
+                return -EPROTO;
+            if (ch->fraglen + len > ch->fragcap) {
+                size_t cap = ch->fragcap ? ch->fragcap : 65536;
+                while (cap < ch->fraglen + len)
+                    cap *= 2;
+                ch->frag = cv_realloc(ch->frag, cap);
+                ch->fragcap = cap;
+            }
+            memcpy(ch->frag + ch->fraglen, p + HDR, len);
+            ch->fraglen += len;
+            ch->rnext = ch->rpos + size;
+            release(ch);
+            if (flags & F_FRAG)
+                continue;
+            memcpy(&rec->seq, p, 8);
+            rec->flags = flags & ~F_INTERNAL;
+            rec->len = (uint32_t)ch->fraglen;
+            rec->data = ch->frag;
+            ch->fraglen = 0;
+        } else {
+            memcpy(&rec->seq, p, 8);
+            rec->flags = flags;
+            rec->len = len;
+            rec->data = p + HDR;
+            ch->rnext = ch->rpos + size;
+        }
+        if (!(rec->flags & CV_REC_WATERMARK)) {
+            ch->received++;
+            if (ch->stats)
+                __atomic_store_n(&ch->stats->received, ch->received, __ATOMIC_RELAXED);
+        }
+        return 1;
+    }
+}
+
+static void ring_close_read(cv_channel *base)
+{
+    ring_channel *ch = (ring_channel *)base;
+    if (!ch->can_read)
+        return;
+    __atomic_store_n(&ch->sh->reader_gone, 1, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&ch->prod_bell->word, 1, __ATOMIC_SEQ_CST);
+    futex(&ch->prod_bell->word, FUTEX_WAKE, INT_MAX, NULL);
+    ch->can_read = 0;
+    free(ch->frag);
+    ch->frag = NULL;
+    ch->fragcap = ch->fraglen = 0;
+}
+
+/* --- waiting ------------------------------------------------------------ */
+
+static int readable(const ring_channel *ch)
+{
+    return __atomic_load_n(&ch->sh->head, __ATOMIC_ACQUIRE) != ch->rnext ||
+           __atomic_load_n(&ch->sh->closed, __ATOMIC_ACQUIRE);
+}
+
+static int writable(const ring_channel *ch)
+{
+    return __atomic_load_n(&ch->sh->tail, __ATOMIC_ACQUIRE) != ch->tail_cache ||
+           __atomic_load_n(&ch->sh->reader_gone, __ATOMIC_ACQUIRE);
+}
+
+static int any_ready(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite)
+{
+    for (size_t i = 0; i < nread; i++)
+        if (readable((const ring_channel *)read[i]))
+            return 1;
+    for (size_t i = 0; i < nwrite; i++)
+        if (writable((const ring_channel *)write[i]))
+            return 1;
+    return 0;
+}
+
+static long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+static int ring_wait(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite,
+                     int extra_fd, int timeout_ms, const sigset_t *sigmask)
+{
+    for (size_t i = 0; i < nread; i++)
+        ring_publish(read[i]);
+    for (size_t i = 0; i < nwrite; i++)
+        ring_publish(write[i]);
+
+    if (extra_fd >= 0) {
+        /* The source waiting for its input: everything is published, so
+         * only the input can bring progress. */
+        struct pollfd pfd = {.fd = extra_fd, .events = POLLIN};
+        struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+        if (ppoll(&pfd, 1, timeout_ms >= 0 ? &ts : NULL, sigmask) < 0)
+            return -errno;
+        return 0;
+    }
+    if (nread + nwrite == 0)
+        return -EINVAL;
+
+    /* Spin a little: the other side is often about to publish.  The budget
+     * grows when spinning paid off and shrinks when it did not, so with
+     * more busy processes than cores it falls to nothing. */
+    if (spin_ns > 0) {
+        long start = now_ns(), yielded = 0;
+        for (unsigned i = 1;; i++) {
+            if (any_ready(read, nread, write, nwrite)) {
+                spin_ns = spin_ns * 2 > MAX_SPIN_NS ? MAX_SPIN_NS : spin_ns * 2;
+                return 0;
+            }
+            cpu_relax();
+            if ((i & 31) == 0) {
+                long t = now_ns() - start;
+                if (t > spin_ns)
+                    break;
+                if (!yielded && t > spin_ns / 2) {
+                    sched_yield();
+                    yielded = 1;
+                }
+            }
+        }
+        spin_ns /= 2;
+    } else {
+        spin_ns = 250;  /* try spinning again next time */
+    }
+
+    cv_bell *bell = nread ? ((ring_channel *)read[0])->cons_bell : ((ring_channel *)write[0])->prod_bell;
+    uint32_t seen = __atomic_load_n(&bell->word, __ATOMIC_ACQUIRE);
+    __atomic_store_n(&bell->waiting, 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    int rc = 0;
+    if (!any_ready(read, nread, write, nwrite)) {
+        /* A timeout bounds the damage of any missed wake-up. */
+        struct timespec ts = {0, 200 * 1000000L};
+        if (timeout_ms >= 0 && timeout_ms < 200)
+            ts.tv_nsec = (long)timeout_ms * 1000000L;
+        if (futex(&bell->word, FUTEX_WAIT, seen, &ts) < 0 && errno == EINTR)
+            rc = -EINTR;
+    }
+    __atomic_store_n(&bell->waiting, 0, __ATOMIC_RELAXED);
+    return rc;
+}
+
+static uint64_t ring_queued(const cv_channel *base)
+{
+    const ring_channel *ch = (const ring_channel *)base;
+    uint64_t s = __atomic_load_n(&ch->stats->sent, __ATOMIC_RELAXED);
+    uint64_t r = __atomic_load_n(&ch->stats->received, __ATOMIC_RELAXED);
+    if (ch->sent > s)
+        s = ch->sent;
+    return s > r ? s - r : 0;
+}
+
+static void ring_destroy(cv_channel *base)
+{
+    ring_channel *ch = (ring_channel *)base;
+    cv_shared_free(ch->sh, ch->map_bytes);
+    free(ch->frag);
+    free(ch);
+}
+
+static const struct cv_channel_ops ring_ops = {
+    .keep = ring_keep,
+    .send = ring_send,
+    .flush = ring_flush,
+    .pending = ring_pending,
+    .publish = ring_publish,
+    .close_write = ring_close_write,
+    .recv = ring_recv,
+    .close_read = ring_close_read,
+    .wait = ring_wait,
+    .queued = ring_queued,
+    .destroy = ring_destroy,
+};

@@ -1,0 +1,163 @@
+/*
+ * conveyor-host - runs a Conveyor pipeline described in an INI file.
+ *
+ * A thin command line over libconveyor's host API (conveyor/host.h).  Exit
+ * status: 0 done, 1 a stage failed or crashed, 2 bad command line or
+ * configuration, 3 a plugin could not be loaded, 128+N stopped by signal N.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <conveyor/host.h>
+
+static const char usage_text[] =
+    "Usage: conveyor-host [OPTIONS] -c PIPELINE.ini\n"
+    "Runs a multi-process pipeline: items read from the pipeline's input flow\n"
+    "through its stages (plugins, each in its own process) to its output.\n"
+    "\n"
+    "  -c, --config FILE     the pipeline to run (or check, or draw)\n"
+    "      --check           validate FILE and load every plugin it names; start nothing\n"
+    "      --graph           print FILE's pipeline as Graphviz DOT\n"
+    "                        (conveyor-host --graph -c p.ini | dot -Tsvg > p.svg)\n"
+    "      --list-plugins    list every MODULE:STAGE on the plugin search path\n"
+    "      --plugin-path DIRS  ':'-separated folders to search for plugins\n"
+    "      --cleanup         remove shared-memory segments left by hosts that died\n"
+    "  -v, --verbose         say more (repeat for debug messages)\n"
+    "  -q, --quiet           say only errors\n"
+    "  -h, --help            show this help\n"
+    "  -V, --version         show the version\n"
+    "\n"
+    "Plugins are searched in the pipeline's plugin_path, then --plugin-path,\n"
+    "then $CONVEYOR_PLUGIN_PATH, then %s.\n"
+    "Exit status: 0 done, 1 a stage failed or crashed, 2 bad command line or\n"
+    "configuration, 3 a plugin could not be loaded, 128+N stopped by signal N.\n";
+
+enum { OPT_CHECK = 256, OPT_GRAPH, OPT_LIST, OPT_PLUGIN_PATH, OPT_CLEANUP };
+
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "conveyor-host: %s (see conveyor-host --help)\n", msg);
+    return CONVEYOR_EXIT_CONFIG;
+}
+
+static void prepend_plugin_path(const char *dirs)
+{
+    const char *old = getenv("CONVEYOR_PLUGIN_PATH");
+    if (!old || !*old) {
+        setenv("CONVEYOR_PLUGIN_PATH", dirs, 1);
+        return;
+    }
+    size_t n = strlen(dirs) + strlen(old) + 2;
+    char *both = malloc(n);
+    if (!both)
+        return;
+    snprintf(both, n, "%s:%s", dirs, old);
+    setenv("CONVEYOR_PLUGIN_PATH", both, 1);
+    free(both);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check", no_argument, NULL, OPT_CHECK},
+        {"graph", no_argument, NULL, OPT_GRAPH},
+        {"list-plugins", no_argument, NULL, OPT_LIST},
+        {"plugin-path", required_argument, NULL, OPT_PLUGIN_PATH},
+        {"cleanup", no_argument, NULL, OPT_CLEANUP},
+        {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config = NULL;
+    int check = 0, graph = 0, list = 0, cleanup = 0, verbosity = 1, c;
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:vqhV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case OPT_CHECK: check = 1; break;
+        case OPT_GRAPH: graph = 1; break;
+        case OPT_LIST: list = 1; break;
+        case OPT_PLUGIN_PATH: prepend_plugin_path(optarg); break;
+        case OPT_CLEANUP: cleanup = 1; break;
+        case 'v': verbosity++; break;
+        case 'q': verbosity = 0; break;
+        case 'h': printf(usage_text, conveyor_plugindir()); return CONVEYOR_EXIT_OK;
+        case 'V': printf("conveyor-host (Conveyor) %s\n", conveyor_version()); return CONVEYOR_EXIT_OK;
+        case ':': {
+            char msg[128];
+            snprintf(msg, sizeof msg, "option '%s' needs a value", argv[optind - 1]);
+            return usage_error(msg);
+        }
+        default: {
+            char msg[128];
+            snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
+            return usage_error(msg);
+        }
+        }
+    }
+    if (optind < argc) {
+        if (config || optind + 1 < argc)
+            return usage_error("too many arguments");
+        config = argv[optind];
+    }
+    if (check + graph > 1)
+        return usage_error("--check and --graph do not go together");
+    conveyor_set_verbosity(verbosity);
+
+    if (cleanup) {
+        int n = conveyor_cleanup_stale();
+        if (n < 0) {
+            fprintf(stderr, "conveyor-host: cannot scan for stale segments: %s\n", strerror(-n));
+            return CONVEYOR_EXIT_FAILED;
+        }
+        if (verbosity > 0)
+            printf("removed %d stale shared-memory segment%s\n", n, n == 1 ? "" : "s");
+        if (!config && !list)
+            return CONVEYOR_EXIT_OK;
+    }
+
+    conveyor_pipeline *pl = NULL;
+    char err[2048];
+    if (list) {
+        const char *extra = NULL;
+        if (config) {
+            int rc = conveyor_pipeline_open(config, &pl, err, sizeof err);
+            if (rc != CONVEYOR_EXIT_OK && rc != CONVEYOR_EXIT_PLUGIN) {
+                fprintf(stderr, "conveyor-host: %s\n", err);
+                return rc;
+            }
+            extra = pl ? conveyor_pipeline_plugin_path(pl) : NULL;
+        }
+        int n = conveyor_list_plugins(extra, stdout);
+        conveyor_pipeline_close(pl);
+        return n < 0 ? CONVEYOR_EXIT_FAILED : CONVEYOR_EXIT_OK;
+    }
+    if (!config)
+        return usage_error("no pipeline given: use -c PIPELINE.ini");
+
+    int rc = conveyor_pipeline_open(config, &pl, err, sizeof err);
+    if (rc != CONVEYOR_EXIT_OK) {
+        fprintf(stderr, "conveyor-host: %s\n", err);
+        return rc;
+    }
+    if (check) {
+        size_t ns, np, nc;
+        conveyor_pipeline_describe(pl, &ns, &np, &nc);
+        printf("%s: ok (%zu stage%s, %zu processes, %zu channel%s)\n", config, ns, ns == 1 ? "" : "s",
+               np, nc, nc == 1 ? "" : "s");
+    } else if (graph) {
+        rc = conveyor_pipeline_write_dot(pl, stdout);
+    } else {
+        rc = conveyor_pipeline_run(pl);
+    }
+    conveyor_pipeline_close(pl);
+    if (fflush(stdout) != 0 && rc == CONVEYOR_EXIT_OK)
+        rc = CONVEYOR_EXIT_FAILED;
+    return rc;
+}

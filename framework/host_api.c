@@ -1,0 +1,133 @@
+/*
+ * host_api.c - the embedding API (sdk/conveyor/host.h): open a pipeline
+ * (parse, validate, load plugins), run it, draw it, list plugins, sweep
+ * stale segments.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <conveyor/host.h>
+#include "config.h"
+#include "graph.h"
+#include "loader.h"
+#include "log.h"
+#include "runtime.h"
+#include "shm.h"
+#include "util.h"
+
+struct conveyor_pipeline {
+    cv_config *cfg;
+    cv_plan *plan;
+    cv_loader loader;
+    int loader_ready;
+    const conveyor_stage **stages;
+};
+
+void conveyor_pipeline_close(conveyor_pipeline *pl)
+{
+    if (!pl)
+        return;
+    cv_plan_free(pl->plan);
+    free(pl->stages);
+    if (pl->loader_ready)
+        cv_loader_fini(&pl->loader);
+    cv_config_free(pl->cfg);
+    free(pl);
+}
+
+int conveyor_pipeline_open(const char *path, conveyor_pipeline **out, char *err, size_t errlen)
+{
+    conveyor_pipeline *pl = cv_calloc(1, sizeof *pl);
+    int rc;
+    *out = NULL;
+
+    if ((rc = cv_config_load(path, &pl->cfg, err, errlen)) < 0)
+        goto config_error;
+    for (size_t i = 0; i < pl->cfg->nstages; i++) {
+        const cv_stage_cfg *st = &pl->cfg->stages[i];
+        if (st->restart == CV_RESTART_ON_FAILURE) {
+            snprintf(err, errlen,
+                     "%s:%d: [%s] restart = on-failure is not available in this version "
+                     "(crash supervision is planned; use restart = no)",
+                     pl->cfg->path, st->restart_line, st->name);
+            goto config_error;
+        }
+    }
+    if ((rc = cv_plan_build(pl->cfg, &pl->plan, err, errlen)) < 0)
+        goto config_error;
+    if ((rc = cv_loader_init(&pl->loader, pl->cfg->plugin_path)) < 0) {
+        snprintf(err, errlen, "cannot initialise libltdl");
+        conveyor_pipeline_close(pl);
+        return CONVEYOR_EXIT_PLUGIN;
+    }
+    pl->loader_ready = 1;
+    pl->stages = cv_calloc(pl->cfg->nstages + 1, sizeof *pl->stages);
+    rc = cv_loader_resolve(&pl->loader, pl->cfg, pl->stages, err, errlen);
+    if (rc == -EINVAL)
+        goto config_error;
+    if (rc < 0) {
+        conveyor_pipeline_close(pl);
+        return CONVEYOR_EXIT_PLUGIN;
+    }
+    *out = pl;
+    return CONVEYOR_EXIT_OK;
+
+config_error:
+    conveyor_pipeline_close(pl);
+    return CONVEYOR_EXIT_CONFIG;
+}
+
+int conveyor_pipeline_run(conveyor_pipeline *pl)
+{
+    return cv_run_pipeline(pl->plan, pl->stages);
+}
+
+int conveyor_pipeline_write_dot(conveyor_pipeline *pl, FILE *out)
+{
+    return cv_plan_write_dot(pl->plan, out) < 0 ? CONVEYOR_EXIT_FAILED : CONVEYOR_EXIT_OK;
+}
+
+int conveyor_pipeline_describe(conveyor_pipeline *pl, size_t *stages, size_t *procs, size_t *chans)
+{
+    *stages = pl->cfg->nstages;
+    *procs = pl->plan->nprocs;
+    *chans = pl->plan->nchans;
+    return 0;
+}
+
+int conveyor_list_plugins(const char *extra_path, FILE *out)
+{
+    cv_loader l;
+    if (cv_loader_init(&l, extra_path) < 0)
+        return -ENOMEM;
+    int n = cv_loader_list(&l, out);
+    cv_loader_fini(&l);
+    return n;
+}
+
+int conveyor_cleanup_stale(void)
+{
+    return cv_shm_sweep();
+}
+
+void conveyor_set_verbosity(int level)
+{
+    cv_log_level = level;
+}
+
+const char *conveyor_plugindir(void)
+{
+    return CONVEYOR_PLUGINDIR;
+}
+
+const char *conveyor_version(void)
+{
+    return PACKAGE_VERSION;
+}
+
+const char *conveyor_pipeline_plugin_path(conveyor_pipeline *pl)
+{
+    return pl->cfg->plugin_path;
+}

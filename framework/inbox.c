@@ -1,0 +1,292 @@
+/*
+ * inbox.c - merges a process's input channels (see inbox.h).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inbox.h"
+#include "runtime.h"
+#include "util.h"
+
+void cv_inbox_init(cv_inbox *ib, cv_channel **chans, const unsigned *ranks, size_t n,
+                   enum cv_order order, struct cv_run *run)
+{
+    memset(ib, 0, sizeof *ib);
+    ib->in = cv_calloc(n + 1, sizeof *ib->in);
+    ib->waitlist = cv_calloc(n + 1, sizeof *ib->waitlist);
+    ib->n = n;
+    ib->order = order;
+    ib->run = run;
+    ib->cur_rank = n ? ranks[0] : 0;
+    for (size_t i = 0; i < n; i++) {
+        ib->in[i].ch = chans[i];
+        ib->in[i].rank = ranks[i];
+        ib->in[i].open = 1;
+        if (ranks[i] < ib->cur_rank)
+            ib->cur_rank = ranks[i];
+    }
+}
+
+void cv_inbox_free(cv_inbox *ib)
+{
+    for (size_t i = 0; i < ib->n; i++)
+        if (ib->in[i].spill)
+            fclose(ib->in[i].spill);
+    free(ib->in);
+    free(ib->waitlist);
+    free(ib->spillbuf);
+    memset(ib, 0, sizeof *ib);
+}
+
+static void mark_closed(cv_in_chan *c)
+{
+    c->open = 0;
+    c->low = UINT64_MAX;
+    cv_channel_close_read(c->ch);
+}
+
+/* --- arrival ------------------------------------------------------------ */
+
+static int next_arrival(cv_inbox *ib, cv_record *rec)
+{
+    for (;;) {
+        size_t nwait = 0;
+        for (size_t k = 0; k < ib->n; k++) {
+            size_t i = (ib->next + k) % ib->n;
+            cv_in_chan *c = &ib->in[i];
+            if (!c->open)
+                continue;
+            int rc;
+            while ((rc = cv_channel_recv(c->ch, rec)) == 1 && (rec->flags & CV_REC_WATERMARK))
+                ;
+            if (rc == 1) {
+                ib->next = i + 1;
+                return 1;
+            }
+            if (rc == 0) {
+                mark_closed(c);
+                continue;
+            }
+            if (rc != -EAGAIN)
+                return rc;
+            ib->waitlist[nwait++] = c->ch;
+        }
+        if (nwait == 0)
+            return 0;
+        int rc = cv_run_wait(ib->run, ib->waitlist, nwait, -1);
+        if (rc < 0 && rc != -EINTR)
+            return rc;
+    }
+}
+
+/* --- concat ------------------------------------------------------------- */
+
+static int spill_write(cv_in_chan *c, const cv_record *rec)
+{
+    if (!c->spill) {
+        c->spill = tmpfile();
+        if (!c->spill)
+            return -errno;
+    }
+    uint64_t seq = rec->seq;
+    uint32_t len = rec->len;
+    if (fwrite(&seq, sizeof seq, 1, c->spill) != 1 || fwrite(&len, sizeof len, 1, c->spill) != 1 ||
+        (len && fwrite(rec->data, len, 1, c->spill) != 1))
+        return -EIO;
+    return 0;
+}
+
+/* 1 with a record from the spill, 0 when the spill is used up. */
+static int spill_read(cv_inbox *ib, cv_in_chan *c, cv_record *rec)
+{
+    uint64_t seq;
+    uint32_t len;
+    if (fread(&seq, sizeof seq, 1, c->spill) != 1) {
+        fclose(c->spill);
+        c->spill = NULL;
+        c->replaying = 0;
+        return 0;
+    }
+    if (fread(&len, sizeof len, 1, c->spill) != 1)
+        return -EIO;
+    if (len > ib->spillcap) {
+        ib->spillbuf = cv_realloc(ib->spillbuf, len);
+        ib->spillcap = len;
+    }
+    if (len && fread(ib->spillbuf, len, 1, c->spill) != 1)
+        return -EIO;
+    rec->seq = seq;
+    rec->flags = 0;
+    rec->len = len;
+    rec->data = ib->spillbuf;
+    return 1;
+}
+
+static int next_concat(cv_inbox *ib, cv_record *rec)
+{
+    for (;;) {
+        size_t nwait = 0, current = 0;
+        for (size_t k = 0; k < ib->n; k++) {
+            size_t i = (ib->next + k) % ib->n;
+            cv_in_chan *c = &ib->in[i];
+            if (c->rank != ib->cur_rank || (!c->open && !c->spill))
+                continue;
+            current++;
+            if (c->replaying) {
+                int rc = spill_read(ib, c, rec);
+                if (rc != 0) {
+                    ib->next = i;
+                    return rc;
+                }
+            }
+            if (!c->open)
+                continue;
+            int rc;
+            while ((rc = cv_channel_recv(c->ch, rec)) == 1 && (rec->flags & CV_REC_WATERMARK))
+                ;
+            if (rc == 1) {
+                ib->next = i + 1;
+                return 1;
+            }
+            if (rc == 0) {
+                mark_closed(c);
+                continue;
+            }
+            if (rc != -EAGAIN)
+                return rc;
+            ib->waitlist[nwait++] = c->ch;
+        }
+        if (current == 0) {
+            /* This rank is done: the next one replays its spill first. */
+            unsigned next = UINT32_MAX;
+            for (size_t i = 0; i < ib->n; i++)
+                if ((ib->in[i].open || ib->in[i].spill) && ib->in[i].rank > ib->cur_rank &&
+                    ib->in[i].rank < next)
+                    next = ib->in[i].rank;
+            if (next == UINT32_MAX)
+                return 0;
+            ib->cur_rank = next;
+            for (size_t i = 0; i < ib->n; i++)
+                if (ib->in[i].rank == next && ib->in[i].spill) {
+                    if (fflush(ib->in[i].spill) != 0 || fseek(ib->in[i].spill, 0, SEEK_SET) != 0)
+                        return -EIO;
+                    ib->in[i].replaying = 1;
+                }
+            continue;
+        }
+        /* Later ranks are read ahead into their spills, so their producers
+         * never block on us while we wait for the current rank. */
+        for (size_t i = 0; i < ib->n; i++) {
+            cv_in_chan *c = &ib->in[i];
+            if (c->rank <= ib->cur_rank || !c->open)
+                continue;
+            int rc;
+            while ((rc = cv_channel_recv(c->ch, rec)) == 1)
+                if (!(rec->flags & CV_REC_WATERMARK) && (rc = spill_write(c, rec)) < 0)
+                    return rc;
+            if (rc == 0)
+                mark_closed(c);
+            else if (rc == -EAGAIN)
+                ib->waitlist[nwait++] = c->ch;
+            else
+                return rc;
+        }
+        if (nwait == 0)
+            continue;
+        int rc = cv_run_wait(ib->run, ib->waitlist, nwait, -1);
+        if (rc < 0 && rc != -EINTR)
+            return rc;
+    }
+}
+
+/* --- source order ------------------------------------------------------- */
+
+static int next_source(cv_inbox *ib, cv_record *rec)
+{
+    for (;;) {
+        size_t nwait = 0;
+        /* Fill the heads; watermarks only raise a channel's low mark. */
+        for (size_t i = 0; i < ib->n; i++) {
+            cv_in_chan *c = &ib->in[i];
+            while (c->open && !c->has_head) {
+                int rc = cv_channel_recv(c->ch, &c->head);
+                if (rc == 1) {
+                    if (c->head.flags & CV_REC_WATERMARK) {
+                        if (c->head.seq > c->low)
+                            c->low = c->head.seq;
+                        continue;
+                    }
+                    c->has_head = 1;
+                    c->low = c->head.seq;
+                } else if (rc == 0) {
+                    mark_closed(c);
+                } else if (rc == -EAGAIN) {
+                    ib->waitlist[nwait++] = c->ch;
+                    break;
+                } else {
+                    return rc;
+                }
+            }
+        }
+        /* The smallest (seq, rank) head goes, once no channel without a
+         * head may still send something that sorts before it. */
+        cv_in_chan *best = NULL;
+        int open = 0;
+        for (size_t i = 0; i < ib->n; i++) {
+            cv_in_chan *c = &ib->in[i];
+            open |= c->open || c->has_head;
+            if (c->has_head &&
+                (!best || c->head.seq < best->head.seq ||
+                 (c->head.seq == best->head.seq && c->rank < best->rank)))
+                best = c;
+        }
+        if (!open)
+            return 0;
+        if (best) {
+            int ok = 1;
+            for (size_t i = 0; i < ib->n && ok; i++) {
+                cv_in_chan *c = &ib->in[i];
+                if (c == best || c->has_head || !c->open)
+                    continue;
+                if (c->low < best->head.seq || (c->low == best->head.seq && c->rank < best->rank))
+                    ok = 0;
+            }
+            if (ok) {
+                *rec = best->head;
+                best->has_head = 0;
+                return 1;
+            }
+        }
+        if (nwait == 0)
+            continue;
+        int rc = cv_run_wait(ib->run, ib->waitlist, nwait, -1);
+        if (rc < 0 && rc != -EINTR)
+            return rc;
+    }
+}
+
+int cv_inbox_next(cv_inbox *ib, cv_record *rec)
+{
+    switch (ib->order) {
+    case CV_ORDER_CONCAT:
+        return next_concat(ib, rec);
+    case CV_ORDER_SOURCE:
+        return next_source(ib, rec);
+    case CV_ORDER_ARRIVAL:
+    default:
+        return next_arrival(ib, rec);
+    }
+}
+
+uint64_t cv_inbox_low(const cv_inbox *ib)
+{
+    uint64_t low = UINT64_MAX;
+    for (size_t i = 0; i < ib->n; i++) {
+        const cv_in_chan *c = &ib->in[i];
+        uint64_t l = c->has_head ? c->head.seq : c->open ? c->low : UINT64_MAX;
+        if (l < low)
+            low = l;
+    }
+    return low;
+}

@@ -1,0 +1,369 @@
+/*
+ * loader.c - finds plugin modules on the search path, loads them with
+ * libltdl and checks their descriptor before anything runs (see loader.h).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <ltdl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "loader.h"
+#include "util.h"
+
+#ifndef CONVEYOR_PLUGINDIR
+#define CONVEYOR_PLUGINDIR "/usr/local/lib/conveyor"
+#endif
+
+struct cv_module {
+    char *name;
+    char *path;             /* the file that was loaded */
+    lt_dlhandle handle;
+    const conveyor_module *desc;
+};
+
+/* Framework keys of a stage section, offered as suggestions for a
+ * misspelled parameter. */
+static const char *const stage_keys[] = {
+    "type", "plugin", "input", "replicas", "policy", "order", "on_error", "restart", "max_restarts",
+    NULL,
+};
+
+static void add_dirs(cv_loader *l, const char *list)
+{
+    if (!list)
+        return;
+    char *copy = cv_strdup(list), *save = NULL;
+    for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        if (!*d)
+            continue;
+        l->dirs = cv_realloc(l->dirs, (l->ndirs + 1) * sizeof *l->dirs);
+        l->dirs[l->ndirs++] = cv_strdup(d);
+    }
+    free(copy);
+}
+
+int cv_loader_init(cv_loader *l, const char *extra)
+{
+    memset(l, 0, sizeof *l);
+    if (lt_dlinit() != 0)
+        return -ENOMEM;
+    add_dirs(l, extra);
+    add_dirs(l, getenv("CONVEYOR_PLUGIN_PATH"));
+    add_dirs(l, CONVEYOR_PLUGINDIR);
+    return 0;
+}
+
+void cv_loader_fini(cv_loader *l)
+{
+    for (size_t i = 0; i < l->nmods; i++) {
+        cv_module *m = l->mods[i];
+        if (m->handle)
+            lt_dlclose(m->handle);
+        free(m->name);
+        free(m->path);
+        free(m);
+    }
+    free(l->mods);
+    for (size_t i = 0; i < l->ndirs; i++)
+        free(l->dirs[i]);
+    free(l->dirs);
+    memset(l, 0, sizeof *l);
+    lt_dlexit();
+}
+
+static char *search_path_text(const cv_loader *l)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < l->ndirs; i++)
+        n += strlen(l->dirs[i]) + 1;
+    char *s = cv_calloc(n, 1);
+    for (size_t i = 0; i < l->ndirs; i++) {
+        if (i)
+            strcat(s, ":");
+        strcat(s, l->dirs[i]);
+    }
+    return s;
+}
+
+/* Checks the descriptor as ABI 1.x allows: the version first (always the
+ * first four bytes), then that the declared size covers what is read. */
+static int check_descriptor(const char *path, const conveyor_module *d, char *err, size_t errlen)
+{
+    if (d->abi_major != CONVEYOR_ABI_MAJOR || d->abi_minor > CONVEYOR_ABI_MINOR) {
+        snprintf(err, errlen,
+                 "%s: conveyor_module_v1 was built for plugin ABI %u.%u, but this conveyor-host "
+                 "supports ABI %d.%d; %s",
+                 path, d->abi_major, d->abi_minor, CONVEYOR_ABI_MAJOR, CONVEYOR_ABI_MINOR,
+                 d->abi_major != CONVEYOR_ABI_MAJOR ? "rebuild the plugin against this SDK"
+                                                    : "upgrade Conveyor or rebuild the plugin");
+        return -ENOEXEC;
+    }
+    if (d->size < sizeof(conveyor_module)) {
+        snprintf(err, errlen,
+                 "%s: conveyor_module_v1 declares %u bytes, fewer than the %zu of plugin ABI %u.%u "
+                 "(a corrupt or hand-made descriptor)",
+                 path, d->size, sizeof(conveyor_module), d->abi_major, d->abi_minor);
+        return -ENOEXEC;
+    }
+    if (!d->name || !d->stages) {
+        snprintf(err, errlen, "%s: conveyor_module_v1 has no %s", path, !d->name ? "name" : "stages");
+        return -ENOEXEC;
+    }
+    return 0;
+}
+
+static int file_exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+static int open_module(cv_loader *l, const char *dir, const char *name, cv_module **out, char *err,
+                       size_t errlen)
+{
+    char *base = cv_asprintf("%s/%s", dir, name);
+    char *la = cv_asprintf("%s.la", base), *so = cv_asprintf("%s.so", base);
+    char *path = file_exists(la) ? la : file_exists(so) ? so : NULL;
+    int rc = 0;
+    *out = NULL;
+    if (!path) {
+        rc = -ENOENT;
+        goto done;
+    }
+    lt_dlhandle h = lt_dlopenext(base);
+    if (!h) {
+        const char *why = lt_dlerror();
+        snprintf(err, errlen, "%s: cannot load: %s", path, why ? why : "unknown error");
+        rc = -ENOEXEC;
+        goto done;
+    }
+    const conveyor_module *d = lt_dlsym(h, "conveyor_module_v1");
+    if (!d) {
+        snprintf(err, errlen,
+                 "%s: not a Conveyor plugin: it has no conveyor_module_v1 symbol "
+                 "(define it with CONVEYOR_MODULE)",
+                 path);
+        lt_dlclose(h);
+        rc = -ENOEXEC;
+        goto done;
+    }
+    if ((rc = check_descriptor(path, d, err, errlen)) < 0) {
+        lt_dlclose(h);
+        goto done;
+    }
+    cv_module *m = cv_calloc(1, sizeof *m);
+    m->name = cv_strdup(name);
+    m->path = cv_strdup(path);
+    m->handle = h;
+    m->desc = d;
+    l->mods = cv_realloc(l->mods, (l->nmods + 1) * sizeof *l->mods);
+    l->mods[l->nmods++] = m;
+    *out = m;
+done:
+    free(base);
+    free(la);
+    free(so);
+    return rc;
+}
+
+static int find_module(cv_loader *l, const char *name, cv_module **out, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < l->nmods; i++)
+        if (strcmp(l->mods[i]->name, name) == 0) {
+            *out = l->mods[i];
+            return 0;
+        }
+    if (!*name || strchr(name, '/')) {
+        snprintf(err, errlen, "'%s' is not a module name", name);
+        return -ENOENT;
+    }
+    for (size_t i = 0; i < l->ndirs; i++) {
+        int rc = open_module(l, l->dirs[i], name, out, err, errlen);
+        if (rc != -ENOENT)
+            return rc;
+    }
+    char *sp = search_path_text(l);
+    snprintf(err, errlen, "plugin module '%s' not found (looked for %s.la and %s.so in %s)", name,
+             name, name, sp);
+    free(sp);
+    return -ENOENT;
+}
+
+int cv_loader_stage(cv_loader *l, const char *module, const char *stage,
+                    const conveyor_stage **out, char *err, size_t errlen)
+{
+    cv_module *m;
+    int rc = find_module(l, module, &m, err, errlen);
+    *out = NULL;
+    if (rc < 0)
+        return rc;
+    size_t n = 0;
+    for (const conveyor_stage *s = m->desc->stages; s->name; s++, n++)
+        if (strcmp(s->name, stage) == 0) {
+            if (!s->process) {
+                snprintf(err, errlen, "%s: stage '%s' has no process function (it is required)",
+                         m->path, stage);
+                return -ENOEXEC;
+            }
+            *out = s;
+            return 0;
+        }
+    const char **names = cv_calloc(n + 1, sizeof *names);
+    size_t used = 0;
+    char list[512] = "";
+    for (size_t i = 0; i < n; i++) {
+        names[i] = m->desc->stages[i].name;
+        used += (size_t)snprintf(list + used, used < sizeof list ? sizeof list - used : 0, "%s%s",
+                                 i ? ", " : "", names[i]);
+        if (used >= sizeof list)
+            used = sizeof list - 1;
+    }
+    const char *s = cv_suggest(stage, names);
+    if (s)
+        snprintf(err, errlen, "module '%s' (%s) has no stage '%s' (did you mean '%s'?)", module,
+                 m->path, stage, s);
+    else
+        snprintf(err, errlen, "module '%s' (%s) has no stage '%s'; it has: %s", module, m->path,
+                 stage, list);
+    free(names);
+    return -ENOENT;
+}
+
+static int check_params(const cv_config *cfg, const cv_stage_cfg *st, const conveyor_stage *sd,
+                        char *err, size_t errlen)
+{
+    if (!sd->params)
+        return 0;
+    size_t n = 0;
+    while (sd->params[n].name)
+        n++;
+    const char **cands = cv_calloc(n + sizeof stage_keys / sizeof *stage_keys + 1, sizeof *cands);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        cands[k++] = sd->params[i].name;
+    for (size_t i = 0; stage_keys[i]; i++)
+        cands[k++] = stage_keys[i];
+    int rc = 0;
+    for (size_t i = 0; i < st->nparams && rc == 0; i++) {
+        const cv_kv *kv = &st->params[i];
+        size_t j;
+        for (j = 0; j < n && strcmp(sd->params[j].name, kv->key) != 0; j++)
+            ;
+        if (j < n)
+            continue;
+        const char *s = cv_suggest(kv->key, cands);
+        char known[512] = "";
+        size_t used = 0;
+        for (size_t q = 0; q < n; q++) {
+            used += (size_t)snprintf(known + used, used < sizeof known ? sizeof known - used : 0,
+                                     "%s%s", q ? ", " : "", sd->params[q].name);
+            if (used >= sizeof known)
+                used = sizeof known - 1;
+        }
+        if (s)
+            snprintf(err, errlen, "%s:%d: [%s] '%s' is not a parameter of %s:%s (did you mean '%s'?)",
+                     cfg->path, kv->line, st->name, kv->key, st->module, st->stage, s);
+        else
+            snprintf(err, errlen, "%s:%d: [%s] '%s' is not a parameter of %s:%s (%s)", cfg->path,
+                     kv->line, st->name, kv->key, st->module, st->stage,
+                     n ? known : "it takes none");
+        if (s && n) {
+            size_t len = strlen(err);
+            snprintf(err + len, errlen - len, "; it takes: %s", known);
+        }
+        rc = -EINVAL;
+    }
+    free(cands);
+    return rc;
+}
+
+int cv_loader_resolve(cv_loader *l, const cv_config *cfg, const conveyor_stage **stages,
+                      char *err, size_t errlen)
+{
+    char why[CV_ERR_MAX];
+    for (size_t i = 0; i < cfg->nstages; i++) {
+        const cv_stage_cfg *st = &cfg->stages[i];
+        stages[i] = NULL;
+        if (st->type != CV_TYPE_PROCESSOR)
+            continue;
+        int rc = cv_loader_stage(l, st->module, st->stage, &stages[i], why, sizeof why);
+        if (rc < 0) {
+            snprintf(err, errlen, "%s:%d: [%s] plugin = %s:%s: %s", cfg->path, st->plugin_line,
+                     st->name, st->module, st->stage, why);
+            return rc;
+        }
+        if ((rc = check_params(cfg, st, stages[i], err, errlen)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int cv_loader_list(cv_loader *l, FILE *out)
+{
+    char **names = NULL;
+    size_t nnames = 0;
+    for (size_t i = 0; i < l->ndirs; i++) {
+        DIR *d = opendir(l->dirs[i]);
+        if (!d)
+            continue;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            size_t len = strlen(e->d_name);
+            if (len < 4 || e->d_name[0] == '.')
+                continue;
+            const char *ext = e->d_name + len - 3;
+            if (strcmp(ext, ".la") != 0 && strcmp(ext, ".so") != 0)
+                continue;
+            char *name = cv_strndup(e->d_name, len - 3);
+            size_t k;
+            for (k = 0; k < nnames && strcmp(names[k], name) != 0; k++)
+                ;
+            if (k < nnames) {
+                free(name);
+                continue;
+            }
+            names = cv_realloc(names, (nnames + 1) * sizeof *names);
+            names[nnames++] = name;
+        }
+        closedir(d);
+    }
+    if (nnames)
+        qsort(names, nnames, sizeof *names, cmp_str);
+    int listed = 0;
+    for (size_t k = 0; k < nnames; k++) {
+        cv_module *m;
+        char err[CV_ERR_MAX];
+        if (find_module(l, names[k], &m, err, sizeof err) < 0) {
+            fprintf(out, "%s: not usable: %s\n\n", names[k], err);
+            free(names[k]);
+            continue;
+        }
+        fprintf(out, "%s %s (%s)\n", m->desc->name, m->desc->version ? m->desc->version : "",
+                m->path);
+        for (const conveyor_stage *s = m->desc->stages; s->name; s++) {
+            char full[256];
+            snprintf(full, sizeof full, "%s:%s", names[k], s->name);
+            fprintf(out, "  %-24s %s%s\n", full, s->summary ? s->summary : "",
+                    s->process ? "" : " (unusable: no process function)");
+            if (s->params)
+                for (const conveyor_param_spec *p = s->params; p->name; p++)
+                    fprintf(out, "      %-20s %s\n", p->name, p->summary ? p->summary : "");
+        }
+        fputc('\n', out);
+        listed++;
+        free(names[k]);
+    }
+    free(names);
+    if (listed == 0 && nnames == 0) {
+        char *sp = search_path_text(l);
+        fprintf(out, "no plugin modules found in %s\n", sp);
+        free(sp);
+    }
+    return listed;
+}

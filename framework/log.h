@@ -1,0 +1,26 @@
+/*
+ * log.h - the framework's one way to print.  Every message goes to standard
+ * error as "conveyor-host: ..." (or "conveyor-host: STAGE[REPLICA]: ..."
+ * from a stage process), one write() per line so that lines of concurrent
+ * processes never interleave.
+ */
+#ifndef CV_LOG_H
+#define CV_LOG_H
+
+#include <stdarg.h>
+
+/* Messages above this level are dropped (CONVEYOR_LOG_* levels). */
+extern int cv_log_level;
+
+/* The prefix of this process's lines, e.g. "upper[1]"; NULL for the host. */
+void cv_log_set_origin(const char *origin);
+
+void cv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cv_vlog(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+#define cv_error(...) cv_log(0, __VA_ARGS__)
+#define cv_warn(...) cv_log(1, __VA_ARGS__)
+#define cv_info(...) cv_log(2, __VA_ARGS__)
+#define cv_debug(...) cv_log(3, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,846 @@
+/*
+ * runtime.c - the host's supervisor and the loop every forked process runs
+ * (see runtime.h).  The merging of inputs lives in inbox.c, emitting and
+ * routing here.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <conveyor/host.h>
+#include "framing.h"
+#include "inbox.h"
+#include "log.h"
+#include "runtime.h"
+#include "util.h"
+
+/* Watermarks are sent at the latest when a process falls this many source
+ * items behind on an ordered channel, and always before it waits. */
+#define WATERMARK_LAG 64
+
+struct cv_run {
+    const cv_plan *plan;
+    const cv_config *cfg;
+    const conveyor_stage *const *stages;
+    cv_segment seg;
+    cv_locks *locks;
+    cv_channel **chans;
+    cv_channel_stats *chstats;
+    size_t chstats_bytes;
+    cv_proc_stats *pstats;
+    size_t pstats_bytes;
+    cv_bell *bells;             /* one per process (ring transport) */
+    size_t bells_bytes;
+    pid_t host;
+    int in_fd, out_fd;
+
+    /* --- in a forked process --- */
+    int self;
+    cv_channel **ins;           /* this process's input channels */
+    size_t nins;
+    cv_channel **outs;          /* this process's output channels */
+    int *out_ids;               /* their indices in plan->chans */
+    size_t nouts;
+    uint64_t *view;             /* per plan channel: the consumer's low mark */
+    int has_ordered;
+    uint64_t source_low;        /* source: the next seq it may send */
+    cv_inbox inbox;
+    conveyor_ctx ctx;
+    uint64_t last_sync;
+    cv_writer sink;             /* sink: the output */
+    int sink_open;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void on_sigchld(int sig)
+{
+    (void)sig;
+}
+
+/* --- emitting --------------------------------------------------------- */
+
+static uint64_t current_low(cv_run *r)
+{
+    const cv_proc *pr = &r->plan->procs[r->self];
+    if (pr->kind == CV_PROC_SOURCE)
+        return r->source_low;
+    uint64_t low = cv_inbox_low(&r->inbox);
+    if (r->ctx.in_call && r->ctx.seq < low)
+        low = r->ctx.seq;
+    return low;
+}
+
+/* Tells consumers of ordered channels how far this process has got, so an
+ * order = source merge downstream never waits for records that will not
+ * come.  Never blocks: a full channel gets its watermark next time. */
+static void sync_watermarks(cv_run *r)
+{
+    if (!r->has_ordered)
+        return;
+    uint64_t low = current_low(r);
+    r->last_sync = low;
+    for (size_t i = 0; i < r->nouts; i++) {
+        int c = r->out_ids[i];
+        if (!r->plan->chans[c].ordered || r->view[c] >= low)
+            continue;
+        if (cv_channel_send(r->outs[i], low, CV_REC_WATERMARK, NULL, 0) == 0)
+            r->view[c] = low;
+    }
+}
+
+/* Waits until some output can take bytes (or, with WITH_INPUT, until an
+ * input has something), writing out whatever any channel can take. */
+int cv_run_wait(cv_run *r, cv_channel **reads, size_t nreads, int extra_fd)
+{
+    sync_watermarks(r);
+    /* Whatever we produced or freed must be visible before we sleep, or
+     * the other side may sleep waiting for it too. */
+    for (size_t i = 0; i < r->nins; i++)
+        cv_channel_publish(r->ins[i]);
+    for (size_t i = 0; i < r->nouts; i++)
+        cv_channel_publish(r->outs[i]);
+    if (r->sink_open && extra_fd < 0) {
+        int rc = cv_writer_flush(&r->sink);
+        if (rc < 0)
+            return rc;
+    }
+    return cv_channels_wait(reads, nreads, r->outs, r->nouts, extra_fd, -1, NULL);
+}
+
+static int send_record(cv_run *r, int c, uint64_t seq, const void *data, size_t len)
+{
+    for (;;) {
+        int rc = cv_channel_send(r->chans[c], seq, 0, data, len);
+        if (rc == 0) {
+            if (r->view[c] < seq)
+                r->view[c] = seq;
+            return 0;
+        }
+        if (rc == -EPIPE)
+            _exit(CV_CHILD_PEER_GONE);  /* the consumer is gone: the host is stopping us */
+        if (rc != -EAGAIN)
+            return rc;
+        rc = cv_run_wait(r, NULL, 0, -1);
+        if (rc < 0 && rc != -EINTR)
+            return rc;
+    }
+}
+
+static uint64_t route_load(const cv_run *r, const cv_route *rt)
+{
+    uint64_t best = 0;
+    switch (rt->kind) {
+    case CV_ROUTE_CHANNEL:
+        return cv_channel_queued(r->chans[rt->channel]);
+    case CV_ROUTE_REPLICATE:
+        for (size_t i = 0; i < rt->nkids; i++) {
+            uint64_t l = route_load(r, rt->kids[i]);
+            if (l > best)
+                best = l;
+        }
+        return best;
+    case CV_ROUTE_BALANCE:
+        best = UINT64_MAX;
+        for (size_t i = 0; i < rt->nkids; i++) {
+            uint64_t l = route_load(r, rt->kids[i]);
+            if (l < best)
+                best = l;
+        }
+        return best;
+    }
+    return 0;
+}
+
+static int route_emit(cv_run *r, cv_route *rt, uint64_t seq, const void *data, size_t len)
+{
+    switch (rt->kind) {
+    case CV_ROUTE_CHANNEL:
+        return send_record(r, rt->channel, seq, data, len);
+    case CV_ROUTE_REPLICATE:
+        for (size_t i = 0; i < rt->nkids; i++) {
+            int rc = route_emit(r, rt->kids[i], seq, data, len);
+            if (rc < 0)
+                return rc;
+        }
+        return 0;
+    case CV_ROUTE_BALANCE: {
+        size_t pick = rt->next % rt->nkids;
+        if (rt->policy == CV_POLICY_LEAST_LOADED) {
+            /* The fewest queued items wins; ties go round-robin. */
+            uint64_t best = UINT64_MAX;
+            for (size_t k = 0; k < rt->nkids; k++) {
+                size_t i = (rt->next + k) % rt->nkids;
+                uint64_t l = route_load(r, rt->kids[i]);
+                if (l < best) {
+                    best = l;
+                    pick = i;
+                }
+            }
+        }
+        rt->next = (unsigned)((pick + 1) % rt->nkids);
+        return route_emit(r, rt->kids[pick], seq, data, len);
+    }
+    }
+    return -EINVAL;
+}
+
+int cv_ctx_emit(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    cv_run *r = ctx->run;
+    const cv_proc *pr = &r->plan->procs[ctx->proc];
+    if (len > r->cfg->max_item)
+        return -EMSGSIZE;
+    if (len && !item)
+        return -EINVAL;
+    int rc = route_emit(r, pr->out, ctx->seq, item, len);
+    if (rc < 0) {
+        if (!ctx->emit_error)
+            ctx->emit_error = rc;
+        return rc;
+    }
+    r->pstats[ctx->proc].items_out++;
+    return 0;
+}
+
+cv_segment *cv_ctx_segment(conveyor_ctx *ctx)
+{
+    return &ctx->run->seg;
+}
+
+cv_locks *cv_ctx_locks(conveyor_ctx *ctx)
+{
+    return ctx->run->locks;
+}
+
+unsigned cv_ctx_replica(conveyor_ctx *ctx)
+{
+    return ctx ? ctx->run->plan->procs[ctx->proc].replica : 0;
+}
+
+/* Flushes and closes every output: consumers see end of stream. */
+static int close_outputs(cv_run *r)
+{
+    for (;;) {
+        int pending = 0;
+        for (size_t i = 0; i < r->nouts; i++) {
+            int rc = cv_channel_flush(r->outs[i], 0);
+            if (rc == -EAGAIN)
+                pending = 1;
+            else if (rc < 0)
+                return rc;
+        }
+        if (!pending)
+            break;
+        int rc = cv_channels_wait(NULL, 0, r->outs, r->nouts, -1, -1, NULL);
+        if (rc < 0 && rc != -EINTR)
+            return rc;
+    }
+    for (size_t i = 0; i < r->nouts; i++)
+        cv_channel_close_write(r->outs[i]);
+    return 0;
+}
+
+/* --- the processes ------------------------------------------------------ */
+
+static const char *proc_desc(const cv_run *r, int p, char *buf, size_t n)
+{
+    const cv_proc *pr = &r->plan->procs[p];
+    if (pr->kind == CV_PROC_SOURCE)
+        snprintf(buf, n, "the input reader");
+    else if (pr->kind == CV_PROC_SINK)
+        snprintf(buf, n, "the output writer");
+    else if (r->cfg->stages[pr->stage].replicas > 1)
+        snprintf(buf, n, "stage '%s' replica %u", r->cfg->stages[pr->stage].name, pr->replica);
+    else
+        snprintf(buf, n, "stage '%s'", r->cfg->stages[pr->stage].name);
+    return buf;
+}
+
+static int exit_for_emit_error(int rc)
+{
+    return rc == -EPIPE ? CV_CHILD_PEER_GONE : CV_CHILD_IO_ERROR;
+}
+
+/* Called by the reader before each read(): flushes outputs while the input
+ * has nothing, and lets a pending stop request in (SIGUSR1 is blocked
+ * everywhere else, so it is seen exactly here). */
+static int source_before_read(void *arg, int fd)
+{
+    cv_run *r = arg;
+    sigset_t open_mask;
+    sigprocmask(SIG_SETMASK, NULL, &open_mask);
+    sigdelset(&open_mask, SIGUSR1);
+    for (;;) {
+        if (stop_requested)
+            return -EINTR;
+        struct timespec zero = {0, 0};
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int n = ppoll(&pfd, 1, &zero, &open_mask);
+        if (n < 0 && errno == EINTR)
+            return -EINTR;
+        if (n != 0)
+            return 0;
+        sync_watermarks(r);
+        int rc = cv_channels_wait(NULL, 0, r->outs, r->nouts, fd, -1, &open_mask);
+        if (rc == -EINTR)
+            return -EINTR;
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static int run_source(cv_run *r)
+{
+    cv_reader rd;
+    const cv_proc *pr = &r->plan->procs[r->self];
+    int code = CV_CHILD_OK;
+
+    if (cv_reader_init(&rd, r->in_fd, r->cfg->framing, r->cfg->max_item) < 0)
+        return CV_CHILD_IO_ERROR;
+    rd.before_read = source_before_read;
+    rd.before_read_arg = r;
+    r->source_low = 1;
+    for (;;) {
+        const void *item;
+        size_t len;
+        if (stop_requested)
+            break;
+        int rc = cv_reader_next(&rd, &item, &len);
+        if (rc == 1) {
+            uint64_t seq = rd.items;
+            r->pstats[r->self].items_in = seq;
+            rc = route_emit(r, pr->out, seq, item, len);
+            if (rc < 0) {
+                code = exit_for_emit_error(rc);
+                break;
+            }
+            r->pstats[r->self].items_out++;
+            r->source_low = seq + 1;
+            if (r->has_ordered && r->source_low - r->last_sync >= WATERMARK_LAG)
+                sync_watermarks(r);
+            continue;
+        }
+        if (rc == 0)
+            break;
+        if (rc == -EINTR)
+            continue;
+        if (rc == -EMSGSIZE) {
+            cv_error("input item %" PRIu64 " is larger than max_item (%zu bytes)", rd.items + 1,
+                     r->cfg->max_item);
+            code = CV_CHILD_BAD_INPUT;
+        } else if (rc == -EPROTO) {
+            cv_error("the input ends inside item %" PRIu64 " (a truncated length32 frame)",
+                     rd.items + 1);
+            code = CV_CHILD_BAD_INPUT;
+        } else {
+            cv_error("reading the input after item %" PRIu64 ": %s", rd.items, strerror(-rc));
+            code = CV_CHILD_IO_ERROR;
+        }
+        break;
+    }
+    cv_reader_free(&rd);
+    if (code == CV_CHILD_OK || code == CV_CHILD_BAD_INPUT) {
+        r->source_low = UINT64_MAX;
+        if (close_outputs(r) < 0 && code == CV_CHILD_OK)
+            code = CV_CHILD_PEER_GONE;
+    }
+    return code;
+}
+
+static int run_sink(cv_run *r)
+{
+    cv_record rec;
+    int rc;
+
+    cv_writer_init(&r->sink, r->out_fd, r->cfg->framing);
+    r->sink_open = 1;
+    while ((rc = cv_inbox_next(&r->inbox, &rec)) == 1) {
+        r->pstats[r->self].items_in++;
+        rc = cv_writer_put(&r->sink, rec.data, rec.len);
+        if (rc < 0)
+            break;
+        r->pstats[r->self].items_out++;
+    }
+    if (rc == 0)
+        rc = cv_writer_flush(&r->sink);
+    r->sink_open = 0;
+    cv_writer_free(&r->sink);
+    if (rc == -EPIPE)
+        return CV_CHILD_OUTPUT_CLOSED;
+    if (rc < 0) {
+        cv_error("writing the output after item %" PRIu64 ": %s", r->pstats[r->self].items_out,
+                 strerror(-rc));
+        return CV_CHILD_IO_ERROR;
+    }
+    return CV_CHILD_OK;
+}
+
+static int dead_letter(cv_run *r, const cv_stage_cfg *st, const cv_record *rec)
+{
+    int fd = open(st->dead_letter_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    cv_writer w;
+    cv_writer_init(&w, fd, r->cfg->framing);
+    int rc = cv_writer_put(&w, rec->data, rec->len);
+    if (rc == 0)
+        rc = cv_writer_flush(&w);
+    cv_writer_free(&w);
+    close(fd);
+    return rc;
+}
+
+static int run_stage(cv_run *r)
+{
+    const cv_proc *pr = &r->plan->procs[r->self];
+    const cv_stage_cfg *st = &r->cfg->stages[pr->stage];
+    const conveyor_stage *sd = r->stages[pr->stage];
+    conveyor_ctx *ctx = &r->ctx;
+    char who[256];
+    cv_record rec;
+    int rc;
+    uint64_t skipped = 0;
+
+    proc_desc(r, r->self, who, sizeof who);
+    if (sd->init) {
+        ctx->seq = 0;
+        ctx->in_call = 1;
+        rc = sd->init(ctx);
+        ctx->in_call = 0;
+        if (ctx->emit_error)
+            return exit_for_emit_error(ctx->emit_error);
+        if (rc != 0) {
+            cv_error("%s: init failed (returned %d); the pipeline does not start", who, rc);
+            return CV_CHILD_INIT_FAILED;
+        }
+    }
+    while ((rc = cv_inbox_next(&r->inbox, &rec)) == 1) {
+        cv_proc_stats *ps = &r->pstats[r->self];
+        ctx->seq = rec.seq;
+        ps->current = rec.seq;
+        ps->items_in++;
+        ctx->in_call = 1;
+        int prc = sd->process(ctx, rec.data, rec.len);
+        ctx->in_call = 0;
+        ps->current = 0;
+        if (ctx->emit_error)
+            return exit_for_emit_error(ctx->emit_error);
+        if (prc != 0) {
+            if (st->on_error == CV_ON_ERROR_FAIL) {
+                cv_error("%s failed item %" PRIu64 " (process returned %d)", who, rec.seq, prc);
+                return CV_CHILD_ITEM_FAILED;
+            }
+            ps->failed++;
+            skipped++;
+            if (st->on_error == CV_ON_ERROR_DEAD_LETTER) {
+                int drc = dead_letter(r, st, &rec);
+                if (drc < 0) {
+                    cv_error("%s failed item %" PRIu64 " and it could not be written to the "
+                             "dead-letter file '%s': %s",
+                             who, rec.seq, st->dead_letter_path, strerror(-drc));
+                    return CV_CHILD_IO_ERROR;
+                }
+            }
+        }
+        if (r->has_ordered) {
+            uint64_t low = current_low(r);
+            if (low - r->last_sync >= WATERMARK_LAG)
+                sync_watermarks(r);
+        }
+    }
+    if (rc < 0) {
+        cv_error("%s: reading its input: %s", who, strerror(-rc));
+        return CV_CHILD_IO_ERROR;
+    }
+    if (sd->fini) {
+        ctx->seq = UINT64_MAX;
+        ctx->in_call = 1;
+        sd->fini(ctx);
+        ctx->in_call = 0;
+        if (ctx->emit_error)
+            return exit_for_emit_error(ctx->emit_error);
+    }
+    if (skipped) {
+        if (st->on_error == CV_ON_ERROR_DEAD_LETTER)
+            cv_warn("%s: %" PRIu64 " failed item%s written to '%s'", who, skipped,
+                    skipped == 1 ? "" : "s", st->dead_letter_path);
+        else
+            cv_warn("%s: %" PRIu64 " failed item%s skipped", who, skipped, skipped == 1 ? "" : "s");
+    }
+    return CV_CHILD_OK;
+}
+
+static void child_main(cv_run *r, int p, const sigset_t *host_mask)
+{
+    const cv_plan *pl = r->plan;
+    const cv_proc *pr = &pl->procs[p];
+    char origin[256];
+
+    /* Die with the host, even if it is SIGKILLed. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != r->host)
+        _exit(CV_CHILD_PEER_GONE);
+
+    /* The host coordinates stopping: terminal signals to the process group
+     * must not kill stages mid-item. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGCHLD, SIG_DFL);
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigset_t mask = *host_mask;
+    sigaddset(&mask, SIGUSR1);   /* delivered only inside the source's waits */
+    sigprocmask(SIG_SETMASK, &mask, NULL);
+
+    r->self = p;
+    if (pr->kind == CV_PROC_STAGE) {
+        snprintf(origin, sizeof origin, "%s", pr->label);
+        cv_log_set_origin(origin);
+    }
+
+    /* Keep only this process's channel ends, so end of stream is seen. */
+    r->outs = cv_calloc(pl->nchans + 1, sizeof *r->outs);
+    r->out_ids = cv_calloc(pl->nchans + 1, sizeof *r->out_ids);
+    r->view = cv_calloc(pl->nchans + 1, sizeof *r->view);
+    cv_channel **ins = cv_calloc(pl->nchans + 1, sizeof *ins);
+    for (size_t c = 0; c < pl->nchans; c++) {
+        const cv_chan_desc *cd = &pl->chans[c];
+        int ends = (cd->from == p ? CV_END_WRITE : 0) | (cd->to == p ? CV_END_READ : 0);
+        cv_channel_keep(r->chans[c], ends);
+        if (cd->from == p) {
+            r->outs[r->nouts] = r->chans[c];
+            r->out_ids[r->nouts++] = (int)c;
+            if (cd->ordered)
+                r->has_ordered = 1;
+        }
+    }
+    for (size_t i = 0; i < pr->ninputs; i++)
+        ins[i] = r->chans[pr->inputs[i]];
+    r->ins = ins;
+    r->nins = pr->ninputs;
+
+    /* Only the source reads the input and only the sink writes the output;
+     * a stage that prints to stdout writes to stderr instead. */
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (pr->kind != CV_PROC_SOURCE) {
+        if (devnull >= 0)
+            dup2(devnull, STDIN_FILENO);
+        if (r->in_fd > STDERR_FILENO)
+            close(r->in_fd);
+    }
+    if (pr->kind != CV_PROC_SINK) {
+        dup2(STDERR_FILENO, STDOUT_FILENO);
+        if (r->out_fd > STDERR_FILENO)
+            close(r->out_fd);
+    }
+    if (devnull >= 0)
+        close(devnull);
+
+    r->ctx = (conveyor_ctx){.run = r, .proc = p,
+                            .cfg = pr->stage >= 0 ? &r->cfg->stages[pr->stage] : NULL,
+                            .stage = pr->stage >= 0 ? r->stages[pr->stage] : NULL};
+    if (pr->kind != CV_PROC_SOURCE) {
+        unsigned *ranks = cv_calloc(pr->ninputs + 1, sizeof *ranks);
+        for (size_t i = 0; i < pr->ninputs; i++)
+            ranks[i] = pl->chans[pr->inputs[i]].rank;
+        cv_inbox_init(&r->inbox, ins, ranks, pr->ninputs, pr->order, r);
+        free(ranks);
+    }
+
+    int code;
+    switch (pr->kind) {
+    case CV_PROC_SOURCE: code = run_source(r); break;
+    case CV_PROC_SINK: code = run_sink(r); break;
+    default:
+        code = run_stage(r);
+        if (code == CV_CHILD_OK && close_outputs(r) < 0)
+            code = CV_CHILD_PEER_GONE;
+        break;
+    }
+    _exit(code);
+}
+
+/* --- the host ----------------------------------------------------------- */
+
+static int open_io(cv_run *r)
+{
+    const cv_config *cfg = r->cfg;
+    r->in_fd = STDIN_FILENO;
+    r->out_fd = STDOUT_FILENO;
+    if (strcmp(cfg->input, "-") != 0) {
+        r->in_fd = open(cfg->input, O_RDONLY | O_CLOEXEC);
+        if (r->in_fd < 0) {
+            cv_error("%s: cannot open input '%s': %s", cfg->path, cfg->input, strerror(errno));
+            return -errno;
+        }
+    }
+    if (strcmp(cfg->output, "-") != 0) {
+        r->out_fd = open(cfg->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        if (r->out_fd < 0) {
+            int e = errno;
+            cv_error("%s: cannot open output '%s': %s", cfg->path, cfg->output, strerror(e));
+            if (r->in_fd > STDERR_FILENO)
+                close(r->in_fd);
+            return -e;
+        }
+    }
+    return 0;
+}
+
+/* Ring size: 1 MiB per channel, less when a pipeline has very many. */
+static size_t ring_capacity(const cv_plan *plan)
+{
+    if (plan->nchans > 256)
+        return 64 * 1024;
+    if (plan->nchans > 32)
+        return 256 * 1024;
+    return 1024 * 1024;
+}
+
+static int cause_rank(int status)
+{
+    /* Which dead child explains a stop best: crashes and stage failures
+     * first, consequences (a peer gone) last. */
+    if (WIFSIGNALED(status))
+        return WTERMSIG(status) == SIGKILL ? 4 : 5;
+    switch (WEXITSTATUS(status)) {
+    case CV_CHILD_ITEM_FAILED:
+    case CV_CHILD_INIT_FAILED:
+    case CV_CHILD_BAD_INPUT:
+        return 5;
+    case CV_CHILD_IO_ERROR:
+        return 3;
+    case CV_CHILD_OUTPUT_CLOSED:
+        return 2;
+    default:
+        return 1;
+    }
+}
+
+static void report_cause(cv_run *r, int p, int status)
+{
+    char who[256];
+    proc_desc(r, p, who, sizeof who);
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        uint64_t cur = r->pstats[p].current;
+        char where[96];
+        if (cur)
+            snprintf(where, sizeof where, " while processing item %" PRIu64, cur);
+        else
+            where[0] = '\0';
+        cv_error("%s was killed by SIG%s (%s)%s; the pipeline is stopped", who, sigabbrev_np(sig)
+                 ? sigabbrev_np(sig) : "?", strsignal(sig), where);
+    } else if (WEXITSTATUS(status) != CV_CHILD_OK && WEXITSTATUS(status) != CV_CHILD_OUTPUT_CLOSED) {
+        /* The child said why; name the consequence. */
+        cv_error("the pipeline is stopped: %s failed", who);
+    }
+}
+
+int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
+{
+    const cv_config *cfg = plan->cfg;
+    cv_run run = {.plan = plan, .cfg = cfg, .stages = stages, .host = getpid(), .self = -1};
+    cv_run *r = &run;
+    char err[CV_ERR_MAX];
+    int exit_code = CONVEYOR_EXIT_OK;
+    size_t nprocs = plan->nprocs;
+
+    if (open_io(r) < 0)
+        return CONVEYOR_EXIT_CONFIG;
+    (void)cv_shm_sweep();
+    if (cv_segment_create(&r->seg, cfg->shm_size, cfg->shm_file, cfg->shm_readonly, err,
+                          sizeof err) < 0) {
+        cv_error("%s: %s", cfg->path, err);
+        if (r->in_fd > STDERR_FILENO)
+            close(r->in_fd);
+        if (r->out_fd > STDERR_FILENO)
+            close(r->out_fd);
+        return CONVEYOR_EXIT_CONFIG;
+    }
+    if (r->seg.addr)
+        setenv("CONVEYOR_SHM_NAME", r->seg.name, 1);
+    r->locks = cv_locks_create(CONVEYOR_LOCKS);
+    r->chstats_bytes = (plan->nchans + 1) * sizeof *r->chstats;
+    r->chstats = cv_shared_alloc(r->chstats_bytes);
+    r->pstats_bytes = nprocs * sizeof *r->pstats;
+    r->pstats = cv_shared_alloc(r->pstats_bytes);
+    r->bells_bytes = nprocs * sizeof *r->bells;
+    r->bells = cv_shared_alloc(r->bells_bytes);
+    r->chans = cv_calloc(plan->nchans + 1, sizeof *r->chans);
+    pid_t *pids = cv_calloc(nprocs, sizeof *pids);
+    int *statuses = cv_calloc(nprocs, sizeof *statuses);
+    int alive = 0;
+
+    if (!r->locks || !r->chstats || !r->pstats || !r->bells) {
+        cv_error("cannot map the pipeline's shared area: %s", strerror(errno));
+        exit_code = CONVEYOR_EXIT_FAILED;
+        goto cleanup;
+    }
+    for (size_t c = 0; c < plan->nchans; c++) {
+        const cv_chan_desc *cd = &plan->chans[c];
+        if (cfg->transport == CV_TRANSPORT_PIPE)
+            r->chans[c] = cv_channel_create_pipe(&r->chstats[c], cfg->max_item);
+        else
+            r->chans[c] = cv_channel_create_ring(&r->chstats[c], cfg->max_item, ring_capacity(plan),
+                                                 &r->bells[cd->from], &r->bells[cd->to]);
+        if (!r->chans[c]) {
+            cv_error("cannot create a channel: %s", strerror(errno));
+            exit_code = CONVEYOR_EXIT_FAILED;
+            goto cleanup;
+        }
+    }
+
+    /* Signals: the host takes them synchronously (sigtimedwait); children
+     * restore their own dispositions. */
+    sigset_t wait_set, old_mask;
+    sigemptyset(&wait_set);
+    sigaddset(&wait_set, SIGCHLD);
+    sigaddset(&wait_set, SIGINT);
+    sigaddset(&wait_set, SIGTERM);
+    sigaddset(&wait_set, SIGHUP);
+    struct sigaction sa_chld = {.sa_handler = on_sigchld}, old_chld;
+    sigemptyset(&sa_chld.sa_mask);
+    sigaction(SIGCHLD, &sa_chld, &old_chld);
+    sigprocmask(SIG_BLOCK, &wait_set, &old_mask);
+    fflush(NULL);
+
+    for (size_t p = 0; p < nprocs; p++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            cv_error("fork: %s", strerror(errno));
+            exit_code = CONVEYOR_EXIT_FAILED;
+            break;
+        }
+        if (pid == 0) {
+            sigset_t child_mask = old_mask;
+            sigdelset(&child_mask, SIGCHLD);
+            child_main(r, (int)p, &child_mask);
+        }
+        pids[p] = pid;
+        alive++;
+    }
+    /* The host holds no channel ends: end of stream depends on it. */
+    for (size_t c = 0; c < plan->nchans; c++)
+        cv_channel_keep(r->chans[c], CV_END_NONE);
+    if (r->in_fd > STDERR_FILENO)
+        close(r->in_fd);
+    if (r->out_fd > STDERR_FILENO)
+        close(r->out_fd);
+
+    int stopping = exit_code != CONVEYOR_EXIT_OK;   /* killing everything */
+    int draining_sig = 0;                           /* first signal seen */
+    int cause = -1, cause_status = 0;
+    if (stopping)
+        for (size_t p = 0; p < nprocs; p++)
+            if (pids[p] > 0)
+                kill(pids[p], SIGKILL);
+
+    while (alive > 0) {
+        struct timespec tick = {1, 0};
+        siginfo_t si;
+        int sig = sigtimedwait(&wait_set, &si, &tick);
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+            if (!draining_sig) {
+                draining_sig = sig;
+                if (cv_log_level >= 2)
+                    cv_info("received SIG%s: finishing the items in flight (send it again to stop at once)",
+                            sigabbrev_np(sig));
+                if (pids[0] > 0)
+                    kill(pids[0], SIGUSR1);
+            } else if (!stopping) {
+                stopping = 1;
+                for (size_t p = 0; p < nprocs; p++)
+                    if (pids[p] > 0)
+                        kill(pids[p], SIGKILL);
+            }
+        }
+        for (;;) {
+            int status;
+            pid_t pid = waitpid(-1, &status, WNOHANG);
+            if (pid <= 0)
+                break;
+            size_t p;
+            for (p = 0; p < nprocs && pids[p] != pid; p++)
+                ;
+            if (p == nprocs)
+                continue;
+            pids[p] = -1;
+            statuses[p] = status;
+            alive--;
+            int ok = WIFEXITED(status) && WEXITSTATUS(status) == CV_CHILD_OK;
+            if (!ok && !(stopping && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
+                if (cause < 0 || cause_rank(status) > cause_rank(cause_status)) {
+                    cause = (int)p;
+                    cause_status = status;
+                }
+            }
+            if (!ok && !stopping) {
+                stopping = 1;
+                for (size_t q = 0; q < nprocs; q++)
+                    if (pids[q] > 0)
+                        kill(pids[q], SIGKILL);
+            }
+        }
+    }
+
+    if (cause >= 0) {
+        if (WIFEXITED(cause_status) && WEXITSTATUS(cause_status) == CV_CHILD_OUTPUT_CLOSED) {
+            /* The output's reader went away (| head): a quiet end. */
+            exit_code = draining_sig ? 128 + draining_sig : CONVEYOR_EXIT_OK;
+        } else {
+            report_cause(r, cause, cause_status);
+            exit_code = CONVEYOR_EXIT_FAILED;
+        }
+    } else if (draining_sig) {
+        exit_code = 128 + draining_sig;
+    }
+    if (exit_code == CONVEYOR_EXIT_OK && cv_log_level >= 2) {
+        cv_info("done: %" PRIu64 " items read, %" PRIu64 " written", r->pstats[0].items_out,
+                r->pstats[nprocs - 1].items_out);
+        for (size_t p = 1; p + 1 < nprocs; p++)
+            cv_info("  %s: %" PRIu64 " in, %" PRIu64 " out, %" PRIu64 " failed", plan->procs[p].label,
+                    r->pstats[p].items_in, r->pstats[p].items_out, r->pstats[p].failed);
+    }
+
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    sigaction(SIGCHLD, &old_chld, NULL);
+cleanup:
+    cv_segment_unlink(&r->seg);
+    cv_segment_unmap(&r->seg);
+    unsetenv("CONVEYOR_SHM_NAME");
+    for (size_t c = 0; c < plan->nchans; c++)
+        cv_channel_destroy(r->chans[c]);
+    free(r->chans);
+    if (r->locks)
+        cv_locks_destroy(r->locks);
+    if (r->chstats)
+        cv_shared_free(r->chstats, r->chstats_bytes);
+    if (r->pstats)
+        cv_shared_free(r->pstats, r->pstats_bytes);
+    if (r->bells)
+        cv_shared_free(r->bells, r->bells_bytes);
+    free(pids);
+    free(statuses);
+    return exit_code;
+}

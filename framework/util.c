@@ -1,0 +1,280 @@
+/*
+ * util.c - small helpers shared by the framework (see util.h): size and
+ * number parsing, spelling suggestions, allocation that aborts on out of
+ * memory, string helpers and whole-buffer I/O.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+/* Reads the leading decimal digits of S into *out and returns how many there
+ * were (0 when S does not start with one); *overflow tells whether the value
+ * did not fit.  No sign, no white space: strtoull would accept both, and
+ * " 5" or "-1" in a config file are mistakes worth reporting. */
+static size_t parse_digits(const char *s, uint64_t *out, int *overflow)
+{
+    uint64_t v = 0;
+    size_t n = 0;
+
+    *overflow = 0;
+    for (; s[n] >= '0' && s[n] <= '9'; n++) {
+        unsigned d = (unsigned)(s[n] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            *overflow = 1;
+        else
+            v = v * 10 + d;
+    }
+    *out = v;
+    return n;
+}
+
+int cv_parse_size(const char *s, size_t *out)
+{
+    uint64_t v, mult = 1;
+    int overflow;
+    size_t n;
+
+    if (!s)
+        return -EINVAL;
+    n = parse_digits(s, &v, &overflow);
+    if (n == 0)
+        return -EINVAL;
+
+    const char *p = s + n;
+    switch (*p) {
+    case 'k': case 'K': mult = UINT64_C(1) << 10; p++; break;
+    case 'm': case 'M': mult = UINT64_C(1) << 20; p++; break;
+    case 'g': case 'G': mult = UINT64_C(1) << 30; p++; break;
+    case 't': case 'T': mult = UINT64_C(1) << 40; p++; break;
+    default: break;
+    }
+    /* "KiB" only makes sense after a multiplier; a bare "B" means bytes. */
+    if (mult > 1 && (*p == 'i' || *p == 'I')) {
+        p++;
+        if (*p != 'b' && *p != 'B')
+            return -EINVAL;
+    }
+    if (*p == 'b' || *p == 'B')
+        p++;
+    if (*p)
+        return -EINVAL;
+    if (overflow || v > UINT64_MAX / mult || v * mult > SIZE_MAX)
+        return -ERANGE;
+    *out = (size_t)(v * mult);
+    return 0;
+}
+
+int cv_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+    uint64_t v;
+    int overflow;
+    size_t n;
+
+    if (!s)
+        return -EINVAL;
+    n = parse_digits(s, &v, &overflow);
+    if (n == 0 || s[n])
+        return -EINVAL;
+    if (overflow || v < min || v > max)
+        return -ERANGE;
+    *out = (unsigned)v;
+    return 0;
+}
+
+size_t cv_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t *row = cv_malloc((lb + 1) * sizeof *row);
+    size_t result;
+
+    /* One row of the classic table: row[j] is the distance between the
+     * first i characters of A and the first j of B. */
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    result = row[lb];
+    free(row);
+    return result;
+}
+
+const char *cv_suggest(const char *word, const char *const *candidates)
+{
+    const char *best = NULL;
+    size_t best_d = (size_t)-1;
+    size_t len;
+
+    if (!word || !candidates)
+        return NULL;
+    len = strlen(word);
+    for (size_t i = 0; candidates[i]; i++) {
+        size_t d = cv_edit_distance(word, candidates[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = candidates[i];
+        }
+    }
+    /* A one-letter word is "close" to every short candidate: require the
+     * distance to be less than the word's length as well. */
+    if (best && best_d <= 2 && best_d < len)
+        return best;
+    return NULL;
+}
+
+static void out_of_memory(size_t n, size_t size)
+{
+    if (n == 1)
+        cv_error("out of memory (allocating %zu bytes)", size);
+    else
+        cv_error("out of memory (allocating %zu x %zu bytes)", n, size);
+    abort();
+}
+
+void *cv_malloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        out_of_memory(1, n);
+    return p;
+}
+
+void *cv_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        out_of_memory(n, size);
+    return p;
+}
+
+void *cv_realloc(void *p, size_t n)
+{
+    /* realloc(p, 0) may free P and return NULL: never ask for 0 bytes. */
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        out_of_memory(1, n);
+    return q;
+}
+
+char *cv_strdup(const char *s)
+{
+    return cv_strndup(s, strlen(s));
+}
+
+char *cv_strndup(const char *s, size_t n)
+{
+    size_t len = strnlen(s, n);
+    char *d = cv_malloc(len + 1);
+    memcpy(d, s, len);
+    d[len] = '\0';
+    return d;
+}
+
+char *cv_asprintf(const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    char *s;
+    int n;
+
+    /* Most strings fit the stack buffer; otherwise print again into one of
+     * the measured size (vasprintf is a GNU extension). */
+    va_start(ap, fmt);
+    n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        cv_error("cv_asprintf: cannot format \"%s\"", fmt);
+        abort();
+    }
+    s = cv_malloc((size_t)n + 1);
+    if ((size_t)n < sizeof small) {
+        memcpy(s, small, (size_t)n + 1);
+    } else {
+        va_start(ap, fmt);
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    return s;
+}
+
+char *cv_trim(char *s)
+{
+    size_t start = 0, end = strlen(s);
+
+    while (start < end && isspace((unsigned char)s[start]))
+        start++;
+    while (end > start && isspace((unsigned char)s[end - 1]))
+        end--;
+    memmove(s, s + start, end - start);
+    s[end - start] = '\0';
+    return s;
+}
+
+char *cv_path_join(const char *dir, const char *path)
+{
+    size_t dl;
+
+    if (path[0] == '/' || strcmp(path, "-") == 0 || !dir || !dir[0])
+        return cv_strdup(path);
+    dl = strlen(dir);
+    if (dir[dl - 1] == '/')
+        return cv_asprintf("%s%s", dir, path);
+    return cv_asprintf("%s/%s", dir, path);
+}
+
+int cv_write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        /* write() returning 0 for a non-empty buffer would loop forever. */
+        if (w == 0)
+            return -EIO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+ssize_t cv_read_full(int fd, void *buf, size_t n)
+{
+    char *p = buf;
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}

@@ -1,0 +1,49 @@
+/*
+ * util.h - small helpers shared by the framework: sizes, suggestions,
+ * strings and whole-buffer I/O that survives EINTR and short writes.
+ */
+#ifndef CV_UTIL_H
+#define CV_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Parses "10", "4K", "64M", "1G" (binary multiples, upper or lower case,
+ * optional trailing "B"/"iB") into *out.  Returns 0, or -EINVAL for anything
+ * else (empty, "12Q", negative, trailing junk), -ERANGE on overflow. */
+int cv_parse_size(const char *s, size_t *out);
+
+/* Parses a decimal unsigned integer in [min, max].  0, -EINVAL, -ERANGE. */
+int cv_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
+
+/* Of the NULL-terminated CANDIDATES, the one closest to WORD when it is
+ * close enough to be a likely misspelling (edit distance <= 2, and less than
+ * the word's length), else NULL. */
+const char *cv_suggest(const char *word, const char *const *candidates);
+
+/* Edit distance (Levenshtein) between two strings. */
+size_t cv_edit_distance(const char *a, const char *b);
+
+/* Copies of strings that abort on out of memory: the framework cannot do
+ * anything useful without a few bytes, and tests run under ASan anyway. */
+char *cv_strdup(const char *s);
+char *cv_strndup(const char *s, size_t n);
+void *cv_malloc(size_t n);
+void *cv_calloc(size_t n, size_t size);
+void *cv_realloc(void *p, size_t n);
+char *cv_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Trims white space at both ends, in place; returns s. */
+char *cv_trim(char *s);
+
+/* Joins DIR and PATH unless PATH is absolute or "-". */
+char *cv_path_join(const char *dir, const char *path);
+
+/* write()/read() the whole buffer, retrying EINTR and short transfers.
+ * cv_write_all returns 0 or -errno; cv_read_full returns bytes read (less
+ * than n only at end of file) or -errno. */
+int cv_write_all(int fd, const void *buf, size_t n);
+ssize_t cv_read_full(int fd, void *buf, size_t n);
+
+#endif

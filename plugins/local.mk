@@ -1,0 +1,20 @@
+# plugins/local.mk - the stock stage plugins (included from Makefile.am).
+# Each module is a libtool module installed in $(pkglibdir), the plugindir
+# that conveyor.pc advertises.  A module links only libconveyor and exports
+# only its descriptor, conveyor_module_v1.
+pkglib_LTLIBRARIES += plugins/text.la plugins/math.la plugins/shm_demo.la
+
+PLUGIN_LDFLAGS = -module -avoid-version -no-undefined \
+	-export-symbols-regex '^conveyor_module_v1$$'
+
+plugins_text_la_SOURCES = plugins/text.c
+plugins_text_la_LDFLAGS = $(AM_LDFLAGS) $(PLUGIN_LDFLAGS)
+plugins_text_la_LIBADD = framework/libconveyor.la
+
+plugins_math_la_SOURCES = plugins/math.c
+plugins_math_la_LDFLAGS = $(AM_LDFLAGS) $(PLUGIN_LDFLAGS)
+plugins_math_la_LIBADD = framework/libconveyor.la $(MATH_LIBS)
+
+plugins_shm_demo_la_SOURCES = plugins/shm_demo.c
+plugins_shm_demo_la_LDFLAGS = $(AM_LDFLAGS) $(PLUGIN_LDFLAGS)
+plugins_shm_demo_la_LIBADD = framework/libconveyor.la

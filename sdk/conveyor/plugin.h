@@ -1,0 +1,210 @@
+/*
+ * conveyor/plugin.h - the one header a Conveyor plugin author includes.
+ *
+ * A plugin module is a shared object that exports exactly one data symbol,
+ * conveyor_module_v1, normally defined with CONVEYOR_MODULE().  The host
+ * (conveyor-host, or any program built on libconveyor) loads the module,
+ * checks its ABI version and size, and then runs each stage named in a
+ * pipeline.ini in a forked process of its own.
+ *
+ * Words in capitals (MUST, SHOULD, MAY) state duties, as in RFC 2119.
+ *
+ * ABI versioning: the host refuses a module whose abi_major differs from its
+ * own or whose abi_minor is newer than its own.  Structures only grow at the
+ * end; the host reads no field past the size the module declares.
+ */
+#ifndef CONVEYOR_PLUGIN_H
+#define CONVEYOR_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** ABI version this header describes.  Filled in by CONVEYOR_MODULE(). */
+#define CONVEYOR_ABI_MAJOR 1
+#define CONVEYOR_ABI_MINOR 0
+
+/** Marks the functions libconveyor exports to plugins. */
+#if defined(_WIN32)
+#define CONVEYOR_API __declspec(dllimport)
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define CONVEYOR_API __attribute__((visibility("default")))
+#else
+#define CONVEYOR_API
+#endif
+
+/** Marks the module descriptor a plugin exports (see CONVEYOR_MODULE). */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define CONVEYOR_EXPORT __attribute__((visibility("default")))
+#else
+#define CONVEYOR_EXPORT
+#endif
+
+/**
+ * The per-process context of one running stage replica.  Opaque: a plugin
+ * MUST NOT assume anything about its layout.  The host passes the same
+ * pointer to init(), every process() and fini() of one process; it is
+ * valid only during those calls and MUST NOT be used from other threads.
+ */
+typedef struct conveyor_ctx conveyor_ctx;
+
+/** One key a stage reads from its section of pipeline.ini. */
+typedef struct conveyor_param_spec {
+    /** The key's name.  An entry whose name is NULL ends the array. */
+    const char *name;
+    /** One line shown by conveyor-host --list-plugins.  MAY be NULL. */
+    const char *summary;
+} conveyor_param_spec;
+
+/**
+ * One stage a module offers, named in pipeline.ini as plugin = MODULE:NAME.
+ */
+typedef struct conveyor_stage {
+    /** The stage's name; NULL ends the module's stages array. */
+    const char *name;
+    /** One line shown by conveyor-host --list-plugins.  SHOULD be set. */
+    const char *summary;
+    /**
+     * OPTIONAL.  Called once in the stage's own process, before the first
+     * item.  The plugin MAY read its parameters, allocate state and store it
+     * with conveyor_set_userdata(), and emit items.  Returning non-zero
+     * refuses to start: the host stops the pipeline with exit status 1 and
+     * does not call fini() for this process.
+     */
+    int (*init)(conveyor_ctx *ctx);
+    /**
+     * REQUIRED.  Called once per input item, in input order.  The item's
+     * bytes are valid only during the call; a plugin that keeps them MUST
+     * copy them.  The plugin MAY call conveyor_emit() any number of times
+     * (zero drops the item).  Returning 0 means success; non-zero marks the
+     * item failed and the stage's on_error policy decides what happens.
+     */
+    int (*process)(conveyor_ctx *ctx, const void *item, size_t len);
+    /**
+     * OPTIONAL.  Called once after every input of the stage has ended and
+     * every item before it has been processed (also when the pipeline is
+     * being drained after SIGINT or SIGTERM).  The plugin MAY still emit
+     * (an aggregating stage emits its result here) and MUST release what
+     * init() allocated.  Not called when init() failed or the pipeline is
+     * stopped because of a failure.
+     */
+    void (*fini)(conveyor_ctx *ctx);
+    /**
+     * OPTIONAL.  The keys this stage reads, ended by an entry whose name is
+     * NULL.  When given, the host refuses (before anything starts) a section
+     * that sets any other key, naming the file and line.  When NULL, every
+     * key is accepted.
+     */
+    const conveyor_param_spec *params;
+} conveyor_stage;
+
+/**
+ * The module descriptor: what conveyor_module_v1 holds.
+ */
+typedef struct conveyor_module {
+    /** CONVEYOR_ABI_MAJOR and _MINOR the module was built with. */
+    uint16_t abi_major, abi_minor;
+    /** sizeof(conveyor_module) the module was built with. */
+    uint32_t size;
+    /** The module's name (the MODULE in MODULE:NAME) and version. */
+    const char *name, *version;
+    /** The stages; the array ends with an entry whose name is NULL. */
+    const conveyor_stage *stages;
+} conveyor_module;
+
+/**
+ * Defines the module descriptor.  Use it exactly once per module:
+ *
+ *     static const conveyor_stage stages[] = {
+ *         { .name = "upper", .summary = "upper-cases text", .process = upper },
+ *         { .name = NULL },
+ *     };
+ *     CONVEYOR_MODULE("text", "1.0", stages);
+ */
+#define CONVEYOR_MODULE(mod_name, mod_version, mod_stages)                    \
+    CONVEYOR_EXPORT extern const conveyor_module conveyor_module_v1;          \
+    const conveyor_module conveyor_module_v1 = {                              \
+        CONVEYOR_ABI_MAJOR, CONVEYOR_ABI_MINOR,                               \
+        (uint32_t)sizeof(conveyor_module), (mod_name), (mod_version),         \
+        (mod_stages)}
+
+/** Levels for conveyor_log(). */
+enum conveyor_log_level {
+    CONVEYOR_LOG_ERROR = 0,
+    CONVEYOR_LOG_WARNING = 1,
+    CONVEYOR_LOG_INFO = 2,
+    CONVEYOR_LOG_DEBUG = 3
+};
+
+/** conveyor_lock() returned this: the lock was taken, but its previous
+ *  holder died while holding it.  The data it protects MAY be inconsistent;
+ *  the lock is usable again and the caller now holds it. */
+#define CONVEYOR_LOCK_RECOVERED 1
+
+/** How many locks conveyor_lock() offers (n is 0 .. CONVEYOR_LOCKS - 1). */
+#define CONVEYOR_LOCKS 64
+
+/**
+ * Passes an item downstream.  MAY be called from init(), process() and
+ * fini(), any number of times.  The bytes are copied before it returns.
+ * Blocks while the downstream channel is full (back-pressure).
+ * Returns 0, or a negative errno-style code when the item could not be
+ * sent (-EMSGSIZE: larger than the pipeline's max_item); the plugin SHOULD
+ * then return that failure from process().
+ */
+CONVEYOR_API int conveyor_emit(conveyor_ctx *ctx, const void *item, size_t len);
+
+/**
+ * The pipeline's shared-memory segment ([pipeline] shared_memory), mapped
+ * at the same size in every stage, zero-filled at start.  Stores *size when
+ * size is not NULL.  Returns NULL (and size 0) when the pipeline has none.
+ * The host creates and removes the segment; a plugin MUST NOT unlink it.
+ */
+CONVEYOR_API void *conveyor_shm(conveyor_ctx *ctx, size_t *size);
+
+/** The segment's POSIX shm name ("/conveyor.PID.RANDOM"), or NULL when the
+ *  pipeline has none.  Also in the environment as CONVEYOR_SHM_NAME. */
+CONVEYOR_API const char *conveyor_shm_name(conveyor_ctx *ctx);
+
+/** The value of KEY in this stage's section of pipeline.ini, or NULL. */
+CONVEYOR_API const char *conveyor_param(conveyor_ctx *ctx, const char *key);
+
+/** Stores a pointer private to this process; conveyor_userdata() returns it. */
+CONVEYOR_API void conveyor_set_userdata(conveyor_ctx *ctx, void *data);
+CONVEYOR_API void *conveyor_userdata(conveyor_ctx *ctx);
+
+/** This stage's section name in pipeline.ini. */
+CONVEYOR_API const char *conveyor_stage_name(conveyor_ctx *ctx);
+
+/** This process's replica index, 0 .. replicas - 1. */
+CONVEYOR_API unsigned conveyor_replica(conveyor_ctx *ctx);
+
+/** Writes a line to the host's standard error, prefixed with the stage's
+ *  name and replica.  Messages above the host's verbosity are dropped. */
+CONVEYOR_API void conveyor_log(conveyor_ctx *ctx, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/**
+ * Takes the n-th process-shared lock.  The locks live in memory the
+ * framework keeps outside the user's segment and exist whether or not the
+ * pipeline has shared_memory.  Returns 0 when taken,
+ * CONVEYOR_LOCK_RECOVERED when taken after its holder died holding it,
+ * -EINVAL when n >= CONVEYOR_LOCKS, -EDEADLK when the caller holds it.
+ */
+CONVEYOR_API int conveyor_lock(conveyor_ctx *ctx, unsigned n);
+
+/** Releases the n-th lock.  Returns 0, -EINVAL for a bad n, -EPERM when the
+ *  caller does not hold it. */
+CONVEYOR_API int conveyor_unlock(conveyor_ctx *ctx, unsigned n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CONVEYOR_PLUGIN_H */

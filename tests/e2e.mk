@@ -1,0 +1,36 @@
+# tests/e2e.mk - end-to-end tests: the real conveyor-host on real INI files.
+E2E_SOURCES = tests/harness.c tests/harness.h
+E2E_TESTS = tests/test_e2e_linear tests/test_e2e_failures tests/test_e2e_config \
+	tests/test_e2e_topology
+check_PROGRAMS += $(E2E_TESTS)
+TESTS += $(E2E_TESTS)
+# The tests run conveyor-host and the plugins: build them first.
+$(E2E_TESTS): conveyor-host $(check_LTLIBRARIES) $(pkglib_LTLIBRARIES)
+
+tests_test_e2e_linear_SOURCES = tests/test_e2e_linear.c $(E2E_SOURCES)
+tests_test_e2e_linear_CFLAGS = $(TEST_CFLAGS)
+tests_test_e2e_linear_LDADD = $(CRITERION_LIBS)
+
+tests_test_e2e_failures_SOURCES = tests/test_e2e_failures.c $(E2E_SOURCES)
+tests_test_e2e_failures_CFLAGS = $(TEST_CFLAGS)
+tests_test_e2e_failures_LDADD = $(CRITERION_LIBS)
+
+tests_test_e2e_config_SOURCES = tests/test_e2e_config.c $(E2E_SOURCES)
+tests_test_e2e_config_CFLAGS = $(TEST_CFLAGS)
+tests_test_e2e_config_LDADD = $(CRITERION_LIBS)
+
+tests_test_e2e_topology_SOURCES = tests/test_e2e_topology.c $(E2E_SOURCES)
+tests_test_e2e_topology_CFLAGS = $(TEST_CFLAGS)
+tests_test_e2e_topology_LDADD = $(CRITERION_LIBS)
+
+# Unit tests of graph validation and compilation.
+check_PROGRAMS += tests/test_graph
+TESTS += tests/test_graph
+tests_test_graph_SOURCES = tests/test_graph.c
+tests_test_graph_CFLAGS = $(TEST_CFLAGS)
+tests_test_graph_LDADD = $(UNIT_LIBS)
+
+clean-local: clean-test-tmp
+clean-test-tmp:
+	-rm -rf tests/tmp
+.PHONY: clean-test-tmp

@@ -1,0 +1,232 @@
+/*
+ * harness.c - runs the real conveyor-host for end-to-end tests (harness.h).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+const char *env_or(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : dflt;
+}
+
+void host_start(host_run *r, const char *const *args)
+{
+    int in[2], out[2], err[2];
+    size_t n = 0;
+    memset(r, 0, sizeof *r);
+    while (args[n])
+        n++;
+    const char **argv = calloc(n + 2, sizeof *argv);
+    argv[0] = env_or("CONVEYOR_HOST", "conveyor-host");
+    for (size_t i = 0; i < n; i++)
+        argv[i + 1] = args[i];
+    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
+        abort();
+    fflush(NULL);
+    r->pid = fork();
+    if (r->pid < 0)
+        abort();
+    if (r->pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        signal(SIGPIPE, SIG_DFL);
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    free(argv);
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    r->in_fd = in[1];
+    r->out_fd = out[0];
+    r->err_fd = err[0];
+    fcntl(r->in_fd, F_SETFL, O_NONBLOCK);
+}
+
+static void append(char **buf, size_t *len, const char *data, size_t n)
+{
+    *buf = realloc(*buf, *len + n + 1);
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void host_finish(host_run *r, const char *in, size_t inlen, int timeout)
+{
+    size_t off = 0;
+    double deadline = now() + timeout;
+    signal(SIGPIPE, SIG_IGN);
+    if (!r->out)
+        append(&r->out, &r->outlen, "", 0);
+    if (!r->err)
+        append(&r->err, &r->errlen, "", 0);
+    if (r->in_fd >= 0 && (!in || inlen == 0)) {
+        close(r->in_fd);
+        r->in_fd = -1;
+    }
+    while (r->out_fd >= 0 || r->err_fd >= 0) {
+        struct pollfd fds[3];
+        int nf = 0;
+        if (r->out_fd >= 0)
+            fds[nf++] = (struct pollfd){.fd = r->out_fd, .events = POLLIN};
+        if (r->err_fd >= 0)
+            fds[nf++] = (struct pollfd){.fd = r->err_fd, .events = POLLIN};
+        if (r->in_fd >= 0)
+            fds[nf++] = (struct pollfd){.fd = r->in_fd, .events = POLLOUT};
+        int left = (int)((deadline - now()) * 1000);
+        if (left <= 0) {
+            kill(r->pid, SIGKILL);
+            waitpid(r->pid, NULL, 0);
+            r->status = -1;
+            r->pid = -1;
+            append(&r->err, &r->errlen, "\n[harness: timed out]\n", 22);
+            break;
+        }
+        if (poll(fds, (nfds_t)nf, left) < 0 && errno != EINTR)
+            break;
+        for (int i = 0; i < nf; i++) {
+            if (!fds[i].revents)
+                continue;
+            if (fds[i].fd == r->in_fd) {
+                ssize_t w = write(r->in_fd, in + off, inlen - off);
+                if (w > 0)
+                    off += (size_t)w;
+                if ((w < 0 && errno != EAGAIN) || off == inlen) {
+                    close(r->in_fd);
+                    r->in_fd = -1;
+                }
+                continue;
+            }
+            char buf[65536];
+            ssize_t n = read(fds[i].fd, buf, sizeof buf);
+            int *fdp = fds[i].fd == r->out_fd ? &r->out_fd : &r->err_fd;
+            if (n <= 0) {
+                close(*fdp);
+                *fdp = -1;
+            } else if (fdp == &r->out_fd) {
+                append(&r->out, &r->outlen, buf, (size_t)n);
+            } else {
+                append(&r->err, &r->errlen, buf, (size_t)n);
+            }
+        }
+    }
+    if (r->in_fd >= 0) {
+        close(r->in_fd);
+        r->in_fd = -1;
+    }
+    if (r->pid > 0) {
+        int st;
+        waitpid(r->pid, &st, 0);
+        r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+}
+
+int host_run_args(host_run *r, const char *in, size_t inlen, const char *const *args)
+{
+    host_start(r, args);
+    host_finish(r, in, inlen, 60);
+    return r->status;
+}
+
+int host_run_ini(host_run *r, const char *ini, const char *in)
+{
+    const char *args[] = {"-c", ini, NULL};
+    return host_run_args(r, in, in ? strlen(in) : 0, args);
+}
+
+void host_run_free(host_run *r)
+{
+    free(r->out);
+    free(r->err);
+    memset(r, 0, sizeof *r);
+}
+
+const char *test_dir(void)
+{
+    static char dir[4096];
+    if (!dir[0]) {
+        const char *base = env_or("CONVEYOR_BUILDDIR", ".");
+        char parent[4000];  /* leaves room in dir for "/t.PID.XXXXXX" */
+        snprintf(parent, sizeof parent, "%s/tests/tmp", base);
+        mkdir(parent, 0755);
+        snprintf(dir, sizeof dir, "%s/t.%d.XXXXXX", parent, (int)getpid());
+        if (!mkdtemp(dir))
+            abort();
+    }
+    return dir;
+}
+
+char *write_bytes(const char *name, const void *data, size_t len)
+{
+    char *path = malloc(strlen(test_dir()) + strlen(name) + 2);
+    sprintf(path, "%s/%s", test_dir(), name);
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        abort();
+    if (len && fwrite(data, 1, len, f) != len)
+        abort();
+    fclose(f);
+    return path;
+}
+
+char *write_file(const char *name, const char *text)
+{
+    return write_bytes(name, text, strlen(text));
+}
+
+char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t n = 0;
+    char chunk[65536];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        append(&buf, &n, chunk, got);
+    fclose(f);
+    if (!buf)
+        append(&buf, &n, "", 0);
+    if (len)
+        *len = n;
+    return buf;
+}
+
+int shm_left(pid_t pid)
+{
+    char prefix[64];
+    int n = 0;
+    snprintf(prefix, sizeof prefix, "conveyor.%d.", (int)pid);
+    DIR *d = opendir("/dev/shm");
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
+            n++;
+    closedir(d);
+    return n;
+}

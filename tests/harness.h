@@ -1,0 +1,50 @@
+/*
+ * harness.h - runs the real conveyor-host for end-to-end tests.
+ *
+ * Paths come from the environment set by `make check` (tests/local.mk):
+ * CONVEYOR_HOST, CONVEYOR_PLUGIN_PATH, CONVEYOR_TEST_DATA, CONVEYOR_EXAMPLES.
+ * Every run has a time limit, so a hang fails the test instead of the suite.
+ */
+#ifndef CV_TEST_HARNESS_H
+#define CV_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct host_run {
+    pid_t pid;
+    int status;         /* exit code, or 128 + signal; -1 when it timed out */
+    char *out;          /* standard output, NUL-terminated */
+    size_t outlen;
+    char *err;          /* standard error, NUL-terminated */
+    size_t errlen;
+    /* while running (host_start) */
+    int in_fd, out_fd, err_fd;
+} host_run;
+
+/* Starts conveyor-host with ARGS (NULL-terminated, without argv[0]). */
+void host_start(host_run *r, const char *const *args);
+/* Feeds IN on its standard input (then closes it, unless KEEP_OPEN),
+ * collects its output and waits, killing it after TIMEOUT seconds. */
+void host_finish(host_run *r, const char *in, size_t inlen, int timeout);
+/* Both: the usual case.  Returns r->status. */
+int host_run_args(host_run *r, const char *in, size_t inlen, const char *const *args);
+/* Runs `conveyor-host -c INI`, feeding IN (a string). */
+int host_run_ini(host_run *r, const char *ini, const char *in);
+void host_run_free(host_run *r);
+
+/* A fresh folder for this test (removed by nothing: it lives in the build
+ * tree's tests/tmp, cleaned by make clean). */
+const char *test_dir(void);
+/* Writes TEXT into test_dir()/NAME; returns the path (malloc'd). */
+char *write_file(const char *name, const char *text);
+char *write_bytes(const char *name, const void *data, size_t len);
+/* Reads a whole file (malloc'd, NUL-terminated); NULL when missing. */
+char *read_file(const char *path, size_t *len);
+
+/* How many /dev/shm entries the host PID left behind. */
+int shm_left(pid_t pid);
+
+const char *env_or(const char *name, const char *dflt);
+
+#endif

@@ -1,0 +1,32 @@
+# tests/plugins/local.mk - test-only plugin modules (included from
+# tests/local.mk).  check_LTLIBRARIES: built by `make check`, never
+# installed; -rpath makes libtool build real shared modules rather than
+# convenience archives.  The tests find them in $(abs_top_builddir)/tests/plugins.
+check_LTLIBRARIES += tests/plugins/testplug.la tests/plugins/bad_abi.la \
+	tests/plugins/newer_minor.la tests/plugins/small_size.la \
+	tests/plugins/no_entry.la tests/plugins/no_process.la
+
+TESTPLUGIN_LDFLAGS = -module -avoid-version -no-undefined -rpath /nowhere
+
+tests_plugins_testplug_la_SOURCES = tests/plugins/testplug.c
+tests_plugins_testplug_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
+tests_plugins_testplug_la_LIBADD = framework/libconveyor.la
+
+tests_plugins_bad_abi_la_SOURCES = tests/plugins/bad_abi.c
+tests_plugins_bad_abi_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
+tests_plugins_bad_abi_la_LIBADD = framework/libconveyor.la
+
+tests_plugins_newer_minor_la_SOURCES = tests/plugins/newer_minor.c
+tests_plugins_newer_minor_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
+tests_plugins_newer_minor_la_LIBADD = framework/libconveyor.la
+
+tests_plugins_small_size_la_SOURCES = tests/plugins/small_size.c
+tests_plugins_small_size_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
+tests_plugins_small_size_la_LIBADD = framework/libconveyor.la
+
+# Not a Conveyor module at all, so it links nothing.
+tests_plugins_no_entry_la_SOURCES = tests/plugins/no_entry.c
+tests_plugins_no_entry_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
+
+tests_plugins_no_process_la_SOURCES = tests/plugins/no_process.c
+tests_plugins_no_process_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)

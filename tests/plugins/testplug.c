@@ -1,0 +1,619 @@
+/*
+ * testplug.c - the "testplug" module: stages that misbehave on purpose, or
+ * show what the framework gives them, for the end-to-end tests and the
+ * benchmarks.  Never installed.
+ *
+ *   fail      fails the at-th item (1-based) this process sees
+ *   crash     raises a signal on the at-th item
+ *   twice     emits every item twice           drop   keeps every keep-th item
+ *   count     emits "count=N" at the end       slow   sleeps usec per item
+ *   tag       emits "STAGE[REPLICA]:ITEM"      initfail  refuses to start
+ *   bookends  emits "init" and "fini" around the items
+ *   params    emits "alpha=A,beta=B" from its parameters at start
+ *   lock      counts items under lock 0 in the shared segment; "die" dies
+ *             holding the lock, the next taker emits "recovered:ITEM"
+ *   shmwrite  writes the segment's first byte (faults when it is read-only)
+ *   echo_env  emits "$CONVEYOR_SHM_NAME|conveyor_shm_name()" per item
+ *   busy      spins usec per item          big    emits bytes 'x's per item
+ *
+ * Counters are per process, so a restarted stage starts counting again:
+ * crash at = 2 with restart = on-failure crashes once, then goes on.
+ */
+#include <conveyor/plugin.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+/* Items are quoted in messages up to this many bytes. */
+#define QUOTE_BYTES 60
+#define QUOTE_SIZE (QUOTE_BYTES * 4 + 8)
+
+/* A printable, NUL-terminated, truncated rendering of an item for logs:
+ * bytes outside printable ASCII (and the backslash) become \xNN. */
+static const char *quote(char out[QUOTE_SIZE], const void *item, size_t len)
+{
+    const unsigned char *p = item;
+    size_t o = 0, i;
+
+    for (i = 0; i < len && i < QUOTE_BYTES; i++) {
+        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\')
+            out[o++] = (char)p[i];
+        else
+            o += (size_t)snprintf(out + o, QUOTE_SIZE - o, "\\x%02x", p[i]);
+    }
+    if (i < len) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Per-process state; each stage uses the fields it needs. */
+typedef struct tp_state {
+    unsigned long long seen;     /* items this process has processed */
+    unsigned long long at;       /* fail, crash */
+    unsigned long long keep;     /* drop */
+    unsigned long long usec;     /* slow, busy */
+    int sig;                     /* crash */
+    char *buf;                   /* tag: scratch; big: the output */
+    size_t cap;
+} tp_state;
+
+static tp_state *state_new(conveyor_ctx *ctx)
+{
+    tp_state *st = calloc(1, sizeof *st);
+
+    if (!st)
+        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "out of memory");
+    conveyor_set_userdata(ctx, st);
+    return st;
+}
+
+static void state_free(conveyor_ctx *ctx)
+{
+    tp_state *st = conveyor_userdata(ctx);
+
+    if (st)
+        free(st->buf);
+    free(st);
+    conveyor_set_userdata(ctx, NULL);
+}
+
+/* Emits and, when that fails, says so naming the input item. */
+static int emit(conveyor_ctx *ctx, const void *out, size_t outlen,
+                const void *item, size_t len)
+{
+    int rc = conveyor_emit(ctx, out, outlen);
+
+    if (rc != 0) {
+        char q[QUOTE_SIZE];
+        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "cannot emit the result for '%s': %s",
+                     quote(q, item, len), strerror(rc < 0 ? -rc : rc));
+    }
+    return rc;
+}
+
+static int pass_on(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    return emit(ctx, item, len, item, len);
+}
+
+/* Emits a C string from init() or fini(). */
+static int emit_str(conveyor_ctx *ctx, const char *s)
+{
+    return emit(ctx, s, strlen(s), s, strlen(s));
+}
+
+/* Reads KEY as an unsigned decimal with an optional K, M or G (powers of
+ * 1024) suffix; DFLT when absent.  Logs and returns -EINVAL when bad. */
+static int uint_param(conveyor_ctx *ctx, const char *key, unsigned long long dflt,
+                      unsigned long long *out)
+{
+    const char *v = conveyor_param(ctx, key);
+    unsigned long long n, mul = 1;
+    char *end;
+
+    if (!v) {
+        *out = dflt;
+        return 0;
+    }
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    switch (*end) {
+    case 'K': case 'k': mul = 1ULL << 10; end++; break;
+    case 'M': case 'm': mul = 1ULL << 20; end++; break;
+    case 'G': case 'g': mul = 1ULL << 30; end++; break;
+    }
+    if (end == v || *end != '\0' || v[0] == '-' || errno == ERANGE || n > UINT64_MAX / mul) {
+        conveyor_log(ctx, CONVEYOR_LOG_ERROR,
+                     "%s must be a whole number (K, M, G suffixes allowed), not '%s'", key, v);
+        return -EINVAL;
+    }
+    *out = n * mul;
+    return 0;
+}
+
+/* Dies of SIG for real: a sanitizer's handler (ASan catches SEGV and BUS)
+ * or an inherited mask must not turn the death into an exit, and a test
+ * should not leave core files behind. */
+static void die_of(conveyor_ctx *ctx, int sig)
+{
+    sigset_t set;
+
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    signal(sig, SIG_DFL);
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);
+    conveyor_log(ctx, CONVEYOR_LOG_ERROR, "still alive after raising signal %d", sig);
+}
+
+static const conveyor_param_spec no_params[] = { { NULL, NULL } };
+
+/* --- fail, crash --------------------------------------------------------- */
+
+static int fail_init(conveyor_ctx *ctx)
+{
+    tp_state *st = state_new(ctx);
+
+    if (!st)
+        return -ENOMEM;
+    if (uint_param(ctx, "at", 1, &st->at) != 0) {
+        state_free(ctx);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int fail_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    tp_state *st = conveyor_userdata(ctx);
+
+    if (++st->seen == st->at) {
+        char q[QUOTE_SIZE];
+        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "failing item %llu as asked: '%s'",
+                     st->seen, quote(q, item, len));
+        return -1;
+    }
+    return pass_on(ctx, item, len);
+}
+
+static const conveyor_param_spec fail_params[] = {
+    { "at", "fail the N-th item this process sees, 1-based (default 1)" },
+    { NULL, NULL },
+};
+
+static int crash_init(conveyor_ctx *ctx)
+{
+    static const struct { const char *name; int sig; } names[] = {
+        { "SEGV", SIGSEGV }, { "ABRT", SIGABRT }, { "KILL", SIGKILL }, { "BUS", SIGBUS },
+    };
+    const char *name = conveyor_param(ctx, "signal");
+    tp_state *st = state_new(ctx);
+    size_t i;
+
+    if (!st)
+        return -ENOMEM;
+    if (uint_param(ctx, "at", 1, &st->at) != 0) {
+        state_free(ctx);
+        return -EINVAL;
+    }
+    if (!name) {
+        st->sig = SIGSEGV;
+        return 0;
+    }
+    for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *bare = strncasecmp(name, "SIG", 3) == 0 ? name + 3 : name;
+        if (strcasecmp(bare, names[i].name) == 0) {
+            st->sig = names[i].sig;
+            return 0;
+        }
+    }
+    conveyor_log(ctx, CONVEYOR_LOG_ERROR, "signal must be SEGV, ABRT, KILL or BUS, not '%s'",
+                 name);
+    state_free(ctx);
+    return -EINVAL;
+}
+
+static int crash_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    tp_state *st = conveyor_userdata(ctx);
+
+    if (++st->seen == st->at) {
+        die_of(ctx, st->sig);
+        return -1;
+    }
+    return pass_on(ctx, item, len);
+}
+
+static const conveyor_param_spec crash_params[] = {
+    { "at", "crash on the N-th item this process sees, 1-based (default 1)" },
+    { "signal", "SEGV, ABRT, KILL or BUS (default SEGV)" },
+    { NULL, NULL },
+};
+
+/* --- twice, drop, count -------------------------------------------------- */
+
+static int twice_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    int rc = pass_on(ctx, item, len);
+
+    return rc != 0 ? rc : pass_on(ctx, item, len);
+}
+
+static int drop_init(conveyor_ctx *ctx)
+{
+    tp_state *st = state_new(ctx);
+
+    if (!st)
+        return -ENOMEM;
+    if (uint_param(ctx, "keep", 0, &st->keep) != 0) {
+        state_free(ctx);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int drop_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    tp_state *st = conveyor_userdata(ctx);
+
+    st->seen++;
+    if (st->keep != 0 && st->seen % st->keep == 0)
+        return pass_on(ctx, item, len);
+    return 0;
+}
+
+static const conveyor_param_spec drop_params[] = {
+    { "keep", "pass only every N-th item; 0 drops them all (default 0)" },
+    { NULL, NULL },
+};
+
+static int plain_init(conveyor_ctx *ctx)
+{
+    return state_new(ctx) ? 0 : -ENOMEM;
+}
+
+static int count_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    tp_state *st = conveyor_userdata(ctx);
+
+    (void)item;
+    (void)len;
+    st->seen++;
+    return 0;
+}
+
+static void count_fini(conveyor_ctx *ctx)
+{
+    tp_state *st = conveyor_userdata(ctx);
+    char out[48];
+
+    snprintf(out, sizeof out, "count=%llu", st->seen);
+    emit_str(ctx, out);
+    state_free(ctx);
+}
+
+/* --- slow, busy ---------------------------------------------------------- */
+
+static int usec_init(conveyor_ctx *ctx, unsigned long long dflt)
+{
+    tp_state *st = state_new(ctx);
+
+    if (!st)
+        return -ENOMEM;
+    if (uint_param(ctx, "usec", dflt, &st->usec) != 0) {
+        state_free(ctx);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int slow_init(conveyor_ctx *ctx)
+{
+    return usec_init(ctx, 1000);
+}
+
+static int slow_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    tp_state *st = conveyor_userdata(ctx);
+    struct timespec left = {
+        .tv_sec = (time_t)(st->usec / 1000000),
+        .tv_nsec = (long)(st->usec % 1000000) * 1000,
+    };
+
+    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+        ;
+    return pass_on(ctx, item, len);
+}
+
+static const conveyor_param_spec slow_params[] = {
+    { "usec", "microseconds to sleep per item (default 1000)" },
+    { NULL, NULL },
+};
+
+static int busy_init(conveyor_ctx *ctx)
+{
+    return usec_init(ctx, 20);
+}
+
+static unsigned long long now_ns(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (unsigned long long)t.tv_sec * 1000000000ULL + (unsigned long long)t.tv_nsec;
+}
+
+static int busy_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    tp_state *st = conveyor_userdata(ctx);
+    unsigned long long end = now_ns() + st->usec * 1000ULL;
+
+    while (now_ns() < end)
+        ;
+    return pass_on(ctx, item, len);
+}
+
+static const conveyor_param_spec busy_params[] = {
+    { "usec", "microseconds to spin per item, using the CPU (default 20)" },
+    { NULL, NULL },
+};
+
+/* --- tag ----------------------------------------------------------------- */
+
+static int tag_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    tp_state *st = conveyor_userdata(ctx);
+    const char *name = conveyor_stage_name(ctx);
+    char head[256];
+    int n = snprintf(head, sizeof head, "%s[%u]:", name ? name : "(null)",
+                     conveyor_replica(ctx));
+    size_t hlen = (size_t)n < sizeof head ? (size_t)n : sizeof head - 1;
+
+    if (hlen + len > st->cap) {
+        char *p = realloc(st->buf, hlen + len);
+        if (!p) {
+            char q[QUOTE_SIZE];
+            conveyor_log(ctx, CONVEYOR_LOG_ERROR, "out of memory on '%s'",
+                         quote(q, item, len));
+            return -ENOMEM;
+        }
+        st->buf = p;
+        st->cap = hlen + len;
+    }
+    memcpy(st->buf, head, hlen);
+    if (len)
+        memcpy(st->buf + hlen, item, len);
+    return emit(ctx, st->buf, hlen + len, item, len);
+}
+
+/* --- initfail, bookends, params ------------------------------------------ */
+
+static int initfail_init(conveyor_ctx *ctx)
+{
+    conveyor_log(ctx, CONVEYOR_LOG_ERROR, "initfail: refusing to start");
+    return -1;
+}
+
+static int pass_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    return pass_on(ctx, item, len);
+}
+
+static int bookends_init(conveyor_ctx *ctx)
+{
+    return emit_str(ctx, "init");
+}
+
+static void bookends_fini(conveyor_ctx *ctx)
+{
+    emit_str(ctx, "fini");
+}
+
+static int params_init(conveyor_ctx *ctx)
+{
+    const char *alpha = conveyor_param(ctx, "alpha");
+    const char *beta = conveyor_param(ctx, "beta");
+    size_t n = strlen("alpha=,beta=") + strlen(alpha ? alpha : "(null)")
+               + strlen(beta ? beta : "(null)") + 1;
+    char *out = malloc(n);
+    int rc;
+
+    if (!out) {
+        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "out of memory");
+        return -ENOMEM;
+    }
+    snprintf(out, n, "alpha=%s,beta=%s", alpha ? alpha : "(null)", beta ? beta : "(null)");
+    rc = emit_str(ctx, out);
+    free(out);
+    return rc;
+}
+
+static const conveyor_param_spec params_params[] = {
+    { "alpha", "any text, echoed at start" },
+    { "beta", "any text, echoed at start" },
+    { NULL, NULL },
+};
+
+/* --- lock, shmwrite, echo_env -------------------------------------------- */
+
+/* Checks the segment holds at least MIN bytes. */
+static int need_shm(conveyor_ctx *ctx, size_t min)
+{
+    size_t size = 0;
+
+    if (!conveyor_shm(ctx, &size) || size < min) {
+        conveyor_log(ctx, CONVEYOR_LOG_ERROR,
+                     "needs [pipeline] shared_memory >= %zu (the segment has %zu bytes)",
+                     min, size);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int lock_init(conveyor_ctx *ctx)
+{
+    return need_shm(ctx, sizeof(uint64_t));
+}
+
+static int lock_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    volatile uint64_t *counter = conveyor_shm(ctx, NULL);
+    char q[QUOTE_SIZE];
+    int rc = conveyor_lock(ctx, 0);
+
+    if (rc < 0) {
+        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "conveyor_lock(0) failed on '%s': %s",
+                     quote(q, item, len), strerror(-rc));
+        return rc;
+    }
+    if (rc == CONVEYOR_LOCK_RECOVERED) {
+        static const char tag[] = "recovered:";
+        char *out = malloc(sizeof tag - 1 + len + 1);
+
+        if (!out) {
+            conveyor_log(ctx, CONVEYOR_LOG_ERROR, "out of memory on '%s'", quote(q, item, len));
+            conveyor_unlock(ctx, 0);
+            return -ENOMEM;
+        }
+        memcpy(out, tag, sizeof tag - 1);
+        if (len)
+            memcpy(out + sizeof tag - 1, item, len);
+        rc = emit(ctx, out, sizeof tag - 1 + len, item, len);
+        free(out);
+        if (rc != 0) {
+            conveyor_unlock(ctx, 0);
+            return rc;
+        }
+    } else if (len == 3 && memcmp(item, "die", 3) == 0) {
+        /* Not when this take recovered the lock: a restarted process that
+         * gets "die" again then shows the recovery instead of dying until
+         * max_restarts runs out. */
+        die_of(ctx, SIGKILL);
+        return -1;
+    }
+    (*counter)++;
+    rc = conveyor_unlock(ctx, 0);
+    if (rc != 0) {
+        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "conveyor_unlock(0) failed on '%s': %s",
+                     quote(q, item, len), strerror(rc < 0 ? -rc : rc));
+        return rc;
+    }
+    return pass_on(ctx, item, len);
+}
+
+static int shmwrite_init(conveyor_ctx *ctx)
+{
+    return need_shm(ctx, 1);
+}
+
+static int shmwrite_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    volatile unsigned char *mem = conveyor_shm(ctx, NULL);
+
+    mem[0] = 'w';
+    return pass_on(ctx, item, len);
+}
+
+static int echo_env_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    const char *env = getenv("CONVEYOR_SHM_NAME");
+    const char *name = conveyor_shm_name(ctx);
+    char out[512];
+    int n = snprintf(out, sizeof out, "%s|%s", env ? env : "(null)", name ? name : "(null)");
+
+    return emit(ctx, out, (size_t)n < sizeof out ? (size_t)n : sizeof out - 1, item, len);
+}
+
+/* --- big ----------------------------------------------------------------- */
+
+static int big_init(conveyor_ctx *ctx)
+{
+    tp_state *st;
+    unsigned long long bytes;
+
+    if (!conveyor_param(ctx, "bytes")) {
+        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "big needs bytes = N (the size of each output)");
+        return -EINVAL;
+    }
+    if (uint_param(ctx, "bytes", 0, &bytes) != 0)
+        return -EINVAL;
+    if (bytes > SIZE_MAX - 1) {
+        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "bytes too large: %llu", bytes);
+        return -EINVAL;
+    }
+    st = state_new(ctx);
+    if (!st)
+        return -ENOMEM;
+    st->buf = malloc((size_t)bytes + 1);
+    if (!st->buf) {
+        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "out of memory for %llu bytes", bytes);
+        state_free(ctx);
+        return -ENOMEM;
+    }
+    memset(st->buf, 'x', (size_t)bytes);
+    st->cap = (size_t)bytes;
+    return 0;
+}
+
+static int big_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    tp_state *st = conveyor_userdata(ctx);
+
+    return emit(ctx, st->buf, st->cap, item, len);
+}
+
+static const conveyor_param_spec big_params[] = {
+    { "bytes", "size of the item emitted per input item (required; K, M, G allowed)" },
+    { NULL, NULL },
+};
+
+/* --- the module ---------------------------------------------------------- */
+
+static const conveyor_stage stages[] = {
+    { .name = "fail", .summary = "fails the at-th item",
+      .init = fail_init, .process = fail_process, .fini = state_free, .params = fail_params },
+    { .name = "crash", .summary = "raises a signal on the at-th item",
+      .init = crash_init, .process = crash_process, .fini = state_free,
+      .params = crash_params },
+    { .name = "twice", .summary = "emits every item twice",
+      .process = twice_process, .params = no_params },
+    { .name = "drop", .summary = "passes only every keep-th item",
+      .init = drop_init, .process = drop_process, .fini = state_free, .params = drop_params },
+    { .name = "count", .summary = "emits count=N at the end",
+      .init = plain_init, .process = count_process, .fini = count_fini, .params = no_params },
+    { .name = "slow", .summary = "sleeps usec per item",
+      .init = slow_init, .process = slow_process, .fini = state_free, .params = slow_params },
+    { .name = "tag", .summary = "emits STAGE[REPLICA]:ITEM",
+      .init = plain_init, .process = tag_process, .fini = state_free, .params = no_params },
+    { .name = "initfail", .summary = "refuses to start",
+      .init = initfail_init, .process = pass_process, .params = no_params },
+    { .name = "bookends", .summary = "emits init before the items and fini after them",
+      .init = bookends_init, .process = pass_process, .fini = bookends_fini,
+      .params = no_params },
+    { .name = "params", .summary = "emits alpha=A,beta=B at start, then passes items",
+      .init = params_init, .process = pass_process, .params = params_params },
+    { .name = "lock", .summary = "counts items in shared memory under lock 0; die dies holding it",
+      .init = lock_init, .process = lock_process, .params = no_params },
+    { .name = "shmwrite", .summary = "writes the shared memory's first byte",
+      .init = shmwrite_init, .process = shmwrite_process, .params = no_params },
+    { .name = "echo_env", .summary = "emits $CONVEYOR_SHM_NAME|conveyor_shm_name() per item",
+      .process = echo_env_process, .params = no_params },
+    { .name = "busy", .summary = "spins usec per item",
+      .init = busy_init, .process = busy_process, .fini = state_free, .params = busy_params },
+    { .name = "big", .summary = "emits an item of bytes 'x's per item",
+      .init = big_init, .process = big_process, .fini = state_free, .params = big_params },
+    { .name = NULL },
+};
+
+CONVEYOR_MODULE("testplug", "1.0", stages);

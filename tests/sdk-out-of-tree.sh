@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# tests/sdk-out-of-tree.sh - proves that an installed Conveyor is all a
+# plugin author needs: installs Conveyor into a temporary prefix, builds
+# sdk/template against it with pkg-config alone, runs the template's
+# pipeline.ini with the installed conveyor-host and compares the output
+# exactly, and checks that the installed plugin folder is searched.
+#
+# Usage: tests/sdk-out-of-tree.sh [BUILDDIR]
+#   BUILDDIR         a configured top build directory (default: the current one)
+#   CONVEYOR_SRCDIR  the source tree (default: the folder above this script)
+#
+# Why a fresh configure in a copy of the sources: the install prefix is
+# compiled in (the plugin folder conveyor-host searches, libtool's rpath, the
+# paths in conveyor.pc).  `make install DESTDIR=...` would put the files
+# where nothing looks for them, and `make install prefix=...` would install
+# a host whose built-in plugin folder is still the configured one.  So the
+# script copies the distributable sources (`make distdir`, which leaves the
+# build tree as it is) and configures that copy with --prefix.
+#
+# Exit status: 0 when everything matches, 1 with a message otherwise.
+set -euo pipefail
+
+me=sdk-out-of-tree
+builddir=$(cd "${1:-.}" && pwd)
+srcdir=${CONVEYOR_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+
+fail() {
+    echo "$me: FAIL: $*" >&2
+    exit 1
+}
+
+[[ -f $builddir/Makefile ]] || fail "$builddir is not a configured build tree (no Makefile)"
+[[ -d $srcdir/sdk/template ]] || fail "no sdk/template in the source tree $srcdir"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/conveyor-sdk.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+prefix=$tmp/prefix
+logs=$tmp/logs
+mkdir "$logs"
+
+# run NAME COMMAND...: runs a noisy command with its output in a log, shown
+# (the end of it) only when it fails.
+run() {
+    local name=$1
+    shift
+    echo "$me: $name"
+    if ! "$@" >"$logs/$name.log" 2>&1; then
+        tail -n 40 "$logs/$name.log" >&2
+        fail "$name failed: $*"
+    fi
+}
+
+# --- install Conveyor into $prefix ------------------------------------------
+
+run distdir make -C "$builddir" distdir distdir="$tmp/src"
+cd "$tmp/src"
+run configure ./configure --prefix="$prefix" --disable-tests
+run build make -j2
+run install make install
+
+for f in bin/conveyor-host lib/libconveyor.so include/conveyor/plugin.h \
+         include/conveyor/host.h lib/pkgconfig/conveyor.pc; do
+    [[ -e $prefix/$f ]] || fail "make install did not install $f"
+done
+
+export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+plugindir=$(pkg-config --variable=plugindir conveyor) ||
+    fail "pkg-config does not find conveyor.pc in $PKG_CONFIG_PATH"
+[[ $plugindir == "$prefix/lib/conveyor" ]] ||
+    fail "pkg-config --variable=plugindir conveyor is '$plugindir', expected '$prefix/lib/conveyor'"
+for m in text math shm_demo; do
+    [[ -e $plugindir/$m.so ]] || fail "the stock module $m.so is not installed in $plugindir"
+done
+
+# --- build the template out of tree -------------------------------------------
+
+cp -R "$srcdir/sdk/template" "$tmp/plugin"
+rm -f "$tmp/plugin"/*.so "$tmp/plugin"/*.o   # whatever a build in the source left
+cd "$tmp/plugin"
+run template-build make
+compgen -G '*.so' >/dev/null || fail "the template's make built no .so in $tmp/plugin"
+
+# The installed host alone: no plugin path from the caller's environment
+# (make check exports one pointing into the build tree).
+host() {
+    env -u CONVEYOR_PLUGIN_PATH LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+        "$prefix/bin/conveyor-host" "$@"
+}
+
+# --- run it -------------------------------------------------------------------
+
+echo "$me: check"
+rc=0
+out=$(host --check -c pipeline.ini 2>"$logs/check.err") || rc=$?
+if ((rc != 0)); then
+    cat "$logs/check.err" >&2
+    fail "conveyor-host --check -c pipeline.ini exited $rc in $tmp/plugin"
+fi
+[[ $out == *"pipeline.ini: ok"* ]] || fail "--check printed '$out', expected 'pipeline.ini: ok'"
+
+echo "$me: run"
+printf 'Hello, World!\n\nabc XYZ\n' >"$tmp/input"
+printf 'Uryyb, Jbeyq!\n\nnop KLM\n' >"$tmp/expected"
+rc=0
+host -c pipeline.ini <"$tmp/input" >"$tmp/output" 2>"$logs/run.err" || rc=$?
+if ((rc != 0)); then
+    cat "$logs/run.err" >&2
+    fail "conveyor-host -c pipeline.ini exited $rc (the template's pipeline, rot13 on standard input)"
+fi
+if ! cmp -s "$tmp/expected" "$tmp/output"; then
+    diff -u "$tmp/expected" "$tmp/output" >&2 || true
+    fail "the template's pipeline printed the wrong output (expected rot13 of the input)"
+fi
+
+# --- the installed plugin folder is searched ----------------------------------
+
+echo "$me: list-plugins"
+cd "$tmp"
+rc=0
+list=$(host --list-plugins 2>"$logs/list.err") || rc=$?
+if ((rc != 0)); then
+    cat "$logs/list.err" >&2
+    fail "conveyor-host --list-plugins exited $rc"
+fi
+grep -q 'text:upper' <<<"$list" ||
+    fail "conveyor-host --list-plugins does not list text:upper from $plugindir; it printed:
+$list"
+
+echo "$me: ok"

@@ -1,0 +1,14 @@
+# tests/unit-config.mk - unit tests of pipeline.ini parsing and the small
+# helpers (framework/config.c, framework/util.c); included by tests/local.mk.
+# The INI files they read are under tests/data/config/ (found through
+# CONVEYOR_TEST_DATA, set in AM_TESTS_ENVIRONMENT).
+check_PROGRAMS += tests/test_config tests/test_util
+TESTS += tests/test_config tests/test_util
+
+tests_test_config_SOURCES = tests/test_config.c
+tests_test_config_CFLAGS = $(TEST_CFLAGS)
+tests_test_config_LDADD = $(UNIT_LIBS)
+
+tests_test_util_SOURCES = tests/test_util.c
+tests_test_util_CFLAGS = $(TEST_CFLAGS)
+tests_test_util_LDADD = $(UNIT_LIBS)

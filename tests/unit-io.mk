@@ -1,0 +1,12 @@
+# tests/unit-io.mk - unit tests of shared memory, locks and item framing
+# (included from tests/local.mk).
+check_PROGRAMS += tests/test_shm tests/test_framing
+TESTS += tests/test_shm tests/test_framing
+
+tests_test_shm_SOURCES = tests/test_shm.c
+tests_test_shm_CFLAGS = $(TEST_CFLAGS)
+tests_test_shm_LDADD = $(UNIT_LIBS)
+
+tests_test_framing_SOURCES = tests/test_framing.c
+tests_test_framing_CFLAGS = $(TEST_CFLAGS)
+tests_test_framing_LDADD = $(UNIT_LIBS)
