@@ -38,8 +38,8 @@ typedef struct cv_record {
 /* Counters the producer and the consumer publish, in memory shared by all
  * processes (least-loaded balancing reads queued = sent - received). */
 typedef struct cv_channel_stats {
-    volatile uint64_t sent;
-    volatile uint64_t received;
+    _Alignas(64) volatile uint64_t sent;      /* the producer's line */
+    _Alignas(64) volatile uint64_t received;  /* the consumer's line */
 } cv_channel_stats;
 
 typedef struct cv_channel cv_channel;
@@ -58,6 +58,10 @@ typedef struct cv_bell {
 /* Creates a channel (both ends, in the host).  STATS points into shared
  * memory.  Returns NULL with errno set on failure. */
 cv_channel *cv_channel_create_pipe(cv_channel_stats *stats, size_t max_item);
+
+/* The longest a process spins before sleeping on its doorbell (ring
+ * transport), in nanoseconds; 0 never spins. */
+void cv_ring_set_spin_limit(long ns);
 
 /* A single-producer single-consumer ring of CAPACITY bytes (a power of two)
  * in an anonymous shared mapping; PRODUCER and CONSUMER are the bells of

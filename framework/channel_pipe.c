@@ -277,6 +277,13 @@ static int pipe_wait(cv_channel **read, size_t nread, cv_channel **write, size_t
     for (size_t i = 0; i < nwrite; i++)
         if (pipe_pending(write[i]))
             fds[n++] = (struct pollfd){.fd = ((pipe_channel *)write[i])->wfd, .events = POLLOUT};
+    if (n == 0) {
+        /* Nothing to wait for: the caller's publish already wrote out what
+         * was pending, so it can go on. */
+        if (fds != stackfds)
+            free(fds);
+        return 0;
+    }
     int rc = 0;
     struct timespec ts, *tsp = NULL;
     if (timeout_ms >= 0) {

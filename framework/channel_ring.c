@@ -67,7 +67,7 @@ typedef struct ring_channel {
     size_t max_item;
     int can_write, can_read;
     /* producer */
-    uint64_t wpos, head_pub, tail_cache;
+    uint64_t wpos, head_pub, head_rung, tail_cache;
     unsigned unpub;
     uint64_t sent;
     size_t frag_off;                /* a fragmented record under way */
@@ -81,8 +81,17 @@ typedef struct ring_channel {
 
 static const struct cv_channel_ops ring_ops;
 
-/* Adaptive spin budget of this process, in nanoseconds. */
-static long spin_ns = 2000;
+/* Adaptive spin budget of this process, in nanoseconds, and its ceiling
+ * (set by cv_ring_set_spin_limit from how crowded the machine is). */
+static long spin_ns = 1000;
+static long spin_max_ns = MAX_SPIN_NS;
+
+void cv_ring_set_spin_limit(long ns)
+{
+    spin_max_ns = ns < 0 ? 0 : ns;
+    if (spin_ns > spin_max_ns)
+        spin_ns = spin_max_ns;
+}
 
 static long futex(uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
 {
@@ -132,17 +141,24 @@ static void ring_keep(cv_channel *base, int ends)
 
 /* --- producer ----------------------------------------------------------- */
 
-static void publish_head(ring_channel *ch)
+/* Publishes the records written so far.  A sleeping consumer is woken only
+ * when WAKE, or once an eighth of the ring waits for it: waking it for a few
+ * records costs more than the records (a wake-up is ~10 us).  Whenever this
+ * process is about to wait or stops producing, it publishes with WAKE. */
+static void publish_head(ring_channel *ch, int wake)
 {
-    if (ch->head_pub == ch->wpos)
-        return;
-    __atomic_store_n(&ch->sh->head, ch->wpos, __ATOMIC_RELEASE);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    ch->head_pub = ch->wpos;
-    ch->unpub = 0;
-    if (ch->stats)
-        __atomic_store_n(&ch->stats->sent, ch->sent, __ATOMIC_RELAXED);
-    ring_bell(ch->cons_bell);
+    if (ch->head_pub != ch->wpos) {
+        __atomic_store_n(&ch->sh->head, ch->wpos, __ATOMIC_RELEASE);
+        ch->head_pub = ch->wpos;
+        ch->unpub = 0;
+        if (ch->stats)
+            __atomic_store_n(&ch->stats->sent, ch->sent, __ATOMIC_RELAXED);
+    }
+    if (ch->head_rung != ch->head_pub && (wake || ch->head_pub - ch->head_rung >= ch->cap / 8)) {
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        ch->head_rung = ch->head_pub;
+        ring_bell(ch->cons_bell);
+    }
 }
 
 static size_t rec_size(size_t len)
@@ -163,7 +179,7 @@ static int put_record(ring_channel *ch, uint64_t seq, uint32_t flags, const void
         if (ch->cap - (ch->wpos - ch->tail_cache) < need) {
             if (__atomic_load_n(&ch->sh->reader_gone, __ATOMIC_ACQUIRE))
                 return -EPIPE;
-            publish_head(ch);   /* the consumer must see what is there */
+            publish_head(ch, 1);    /* the consumer must see what is there */
             return -EAGAIN;
         }
     }
@@ -184,7 +200,7 @@ static int put_record(ring_channel *ch, uint64_t seq, uint32_t flags, const void
         memcpy(p + HDR, data, len);
     ch->wpos += size;
     if (++ch->unpub >= 256 || ch->wpos - ch->head_pub >= ch->cap / 8)
-        publish_head(ch);
+        publish_head(ch, 0);
     return 0;
 }
 
@@ -229,7 +245,7 @@ static void ring_publish(cv_channel *base)
 {
     ring_channel *ch = (ring_channel *)base;
     if (ch->can_write)
-        publish_head(ch);
+        publish_head(ch, 1);
     if (ch->can_read && ch->tail_pub != ch->rpos) {
         __atomic_store_n(&ch->sh->tail, ch->rpos, __ATOMIC_RELEASE);
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -250,7 +266,7 @@ static int ring_close_write(cv_channel *base)
     ring_channel *ch = (ring_channel *)base;
     if (!ch->can_write)
         return 0;
-    publish_head(ch);
+    publish_head(ch, 1);
     __atomic_store_n(&ch->sh->closed, 1, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     __atomic_add_fetch(&ch->cons_bell->word, 1, __ATOMIC_SEQ_CST);
@@ -379,13 +395,6 @@ static int any_ready(cv_channel **read, size_t nread, cv_channel **write, size_t
     return 0;
 }
 
-static long now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
 static int ring_wait(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite,
                      int extra_fd, int timeout_ms, const sigset_t *sigmask)
 {
@@ -410,26 +419,21 @@ static int ring_wait(cv_channel **read, size_t nread, cv_channel **write, size_t
      * grows when spinning paid off and shrinks when it did not, so with
      * more busy processes than cores it falls to nothing. */
     if (spin_ns > 0) {
-        long start = now_ns(), yielded = 0;
-        for (unsigned i = 1;; i++) {
+        /* Counted in rounds of ~20 ns (a pause and a look at the shared
+         * positions), not with the clock, which cost more than the spin. */
+        long rounds = spin_ns / 20;
+        for (long i = 1; i <= rounds; i++) {
             if (any_ready(read, nread, write, nwrite)) {
-                spin_ns = spin_ns * 2 > MAX_SPIN_NS ? MAX_SPIN_NS : spin_ns * 2;
+                spin_ns = spin_ns * 2 > spin_max_ns ? spin_max_ns : spin_ns * 2;
                 return 0;
             }
             cpu_relax();
-            if ((i & 31) == 0) {
-                long t = now_ns() - start;
-                if (t > spin_ns)
-                    break;
-                if (!yielded && t > spin_ns / 2) {
-                    sched_yield();
-                    yielded = 1;
-                }
-            }
+            if (i == rounds / 2)
+                sched_yield();
         }
         spin_ns /= 2;
-    } else {
-        spin_ns = 250;  /* try spinning again next time */
+    } else if (spin_max_ns > 0) {
+        spin_ns = spin_max_ns < 250 ? spin_max_ns : 250;  /* try spinning again next time */
     }
 
     cv_bell *bell = nread ? ((ring_channel *)read[0])->cons_bell : ((ring_channel *)write[0])->prod_bell;

@@ -121,7 +121,10 @@ int cv_run_wait(cv_run *r, cv_channel **reads, size_t nreads, int extra_fd)
         if (rc < 0)
             return rc;
     }
-    return cv_channels_wait(reads, nreads, r->outs, r->nouts, extra_fd, -1, NULL);
+    int rc = cv_channels_wait(reads, nreads, r->outs, r->nouts, extra_fd, -1, NULL);
+    if (rc == -EPIPE)
+        _exit(CV_CHILD_PEER_GONE);  /* a consumer is gone: the host is stopping us */
+    return rc;
 }
 
 static int send_record(cv_run *r, int c, uint64_t seq, const void *data, size_t len)
@@ -513,6 +516,10 @@ static void child_main(cv_run *r, int p, const sigset_t *host_mask)
     sigprocmask(SIG_SETMASK, &mask, NULL);
 
     r->self = p;
+    /* With more processes than cores a spinning process only steals the
+     * core the process it waits for needs: spin briefly, if at all. */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cv_ring_set_spin_limit(cpus > 0 && (long)pl->nprocs > cpus ? 0 : 20000);
     if (pr->kind == CV_PROC_STAGE) {
         snprintf(origin, sizeof origin, "%s", pr->label);
         cv_log_set_origin(origin);

@@ -33,9 +33,11 @@ enum {
     CV_CHILD_PEER_GONE = 15     /* a channel's other end died: a consequence */
 };
 
-/* Per-process counters in the shared area (the host reads them). */
+/* Per-process counters in the shared area (the host reads them).  One
+ * cache line each: a process updates its own per item, and sharing a line
+ * with a neighbour made every update a cache-line transfer. */
 typedef struct cv_proc_stats {
-    volatile uint64_t current;  /* seq of the item in process(), 0 when none */
+    _Alignas(64) volatile uint64_t current;  /* seq of the item in process(), 0 when none */
     volatile uint64_t items_in;
     volatile uint64_t items_out;
     volatile uint64_t failed;   /* items that failed and were skipped or dead-lettered */

@@ -30,6 +30,19 @@ tests_test_graph_SOURCES = tests/test_graph.c
 tests_test_graph_CFLAGS = $(TEST_CFLAGS)
 tests_test_graph_LDADD = $(UNIT_LIBS)
 
+# The end-to-end suites again, on the pipe transport.
+TESTS += tests/pipe-transport.sh
+EXTRA_DIST += tests/pipe-transport.sh
+PIPE_LOG = tests/pipe-transport.sh.log
+$(PIPE_LOG): $(E2E_TESTS)
+
+# Tests that must run alone, after every other test has finished.
+TESTS += tests/serial.sh
+EXTRA_DIST += tests/serial.sh
+# (Through a variable, so automake keeps its own recipe for this log.)
+SERIAL_LOG = tests/serial.sh.log
+$(SERIAL_LOG): $(filter-out $(SERIAL_LOG),$(TESTS:=.log))
+
 clean-local: clean-test-tmp
 clean-test-tmp:
 	-rm -rf tests/tmp

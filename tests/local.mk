@@ -11,9 +11,10 @@ AM_TESTS_ENVIRONMENT = \
 	CONVEYOR_EXAMPLES='$(abs_top_srcdir)/examples'; export CONVEYOR_EXAMPLES; \
 	CONVEYOR_TEST_PLUGINS='$(abs_top_builddir)/tests/plugins'; export CONVEYOR_TEST_PLUGINS; \
 	CONVEYOR_BUILDDIR='$(abs_top_builddir)'; export CONVEYOR_BUILDDIR; \
-	CONVEYOR_SRCDIR='$(abs_top_srcdir)'; export CONVEYOR_SRCDIR;
+	CONVEYOR_SRCDIR='$(abs_top_srcdir)'; export CONVEYOR_SRCDIR; \
+	LSAN_OPTIONS="suppressions=$(abs_top_srcdir)/tests/lsan.supp$${LSAN_OPTIONS:+:$$LSAN_OPTIONS}"; export LSAN_OPTIONS;
 
-EXTRA_DIST += tests/data
+EXTRA_DIST += tests/data tests/lsan.supp
 
 include tests/plugins/local.mk
 include tests/unit-config.mk

@@ -1,0 +1,10 @@
+#!/bin/sh
+# Runs the end-to-end suites again with the pipe transport as the default,
+# so every pipeline they run is checked on both transports (ring is the
+# default; pipe is the reference implementation).
+status=0
+for t in test_e2e_linear test_e2e_failures test_e2e_config test_e2e_topology; do
+    echo "== $t (CONVEYOR_TRANSPORT=pipe)"
+    CONVEYOR_TRANSPORT=pipe "${CONVEYOR_BUILDDIR:-.}/tests/$t" --jobs 2 || status=1
+done
+exit $status
