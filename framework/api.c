@@ -17,6 +17,25 @@ int conveyor_emit(conveyor_ctx *ctx, const void *item, size_t len)
     return cv_ctx_emit(ctx, item, len);
 }
 
+void *conveyor_emit_begin(conveyor_ctx *ctx, size_t max_len)
+{
+    if (!ctx) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return cv_ctx_emit_begin(ctx, max_len);
+}
+
+int conveyor_emit_commit(conveyor_ctx *ctx, size_t len)
+{
+    return ctx ? cv_ctx_emit_commit(ctx, len) : -EINVAL;
+}
+
+int conveyor_forward(conveyor_ctx *ctx)
+{
+    return ctx ? cv_ctx_forward(ctx) : -EINVAL;
+}
+
 void *conveyor_shm(conveyor_ctx *ctx, size_t *size)
 {
     cv_segment *seg = ctx ? cv_ctx_segment(ctx) : NULL;

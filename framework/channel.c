@@ -19,6 +19,16 @@ int cv_channel_send(cv_channel *ch, uint64_t seq, uint32_t flags, const void *da
     return ch->ops->send(ch, seq, flags, data, len);
 }
 
+void *cv_channel_reserve(cv_channel *ch, size_t max_len)
+{
+    return ch->ops->reserve(ch, max_len);
+}
+
+int cv_channel_commit(cv_channel *ch, uint64_t seq, size_t len)
+{
+    return ch->ops->commit(ch, seq, len);
+}
+
 int cv_channel_flush(cv_channel *ch, int wait)
 {
     return ch->ops->flush(ch, wait);

@@ -82,6 +82,13 @@ int cv_channel_pending(const cv_channel *ch);   /* buffered bytes not yet out */
  * producer's records, the consumer's freed space.  Called before a process
  * sleeps. */
 void cv_channel_publish(cv_channel *ch);
+/* Building a record in place: a pointer to room for MAX_LEN bytes in the
+ * channel's own buffer (NULL with errno EAGAIN when full, ENOTSUP when the
+ * record is too large to be built in place), then the commit that sends
+ * the first LEN of them. */
+void *cv_channel_reserve(cv_channel *ch, size_t max_len);
+int cv_channel_commit(cv_channel *ch, uint64_t seq, size_t len);
+
 /* Flushes and closes the write end: the consumer sees end of stream. */
 int cv_channel_close_write(cv_channel *ch);
 
@@ -107,6 +114,8 @@ void cv_channel_destroy(cv_channel *ch);
 struct cv_channel_ops {
     void (*keep)(cv_channel *ch, int ends);
     int (*send)(cv_channel *ch, uint64_t seq, uint32_t flags, const void *data, size_t len);
+    void *(*reserve)(cv_channel *ch, size_t max_len);
+    int (*commit)(cv_channel *ch, uint64_t seq, size_t len);
     int (*flush)(cv_channel *ch, int wait);
     int (*pending)(const cv_channel *ch);
     void (*publish)(cv_channel *ch);

@@ -102,40 +102,77 @@ static int try_write(pipe_channel *ch)
     return 0;
 }
 
-static int pipe_send(cv_channel *base, uint64_t seq, uint32_t flags, const void *data, size_t len)
+/* Makes room for NEED bytes at the end of the write buffer: 0, -EAGAIN
+ * when the pipe is full, -errno. */
+static int make_room(pipe_channel *ch, size_t need)
 {
-    pipe_channel *ch = (pipe_channel *)base;
-    size_t need = HDR + len;
-    if (len > ch->max_item || len > UINT32_MAX)
-        return -EMSGSIZE;
-    if (ch->wcap - ch->wlen < need) {
-        int rc = try_write(ch);
-        if (rc < 0 && rc != -EAGAIN)
-            return rc;
-        if (ch->woff > 0 && ch->woff < ch->wlen) {
-            memmove(ch->wbuf, ch->wbuf + ch->woff, ch->wlen - ch->woff);
-            ch->wlen -= ch->woff;
-            ch->woff = 0;
-        }
-        if (ch->wcap - ch->wlen < need) {
-            if (ch->wlen > 0)
-                return -EAGAIN;
-            /* An empty buffer too small for this record grows to fit it. */
-            size_t cap = need > WBUF ? need : WBUF;
-            ch->wbuf = cv_realloc(ch->wbuf, cap);
-            ch->wcap = cap;
-        }
+    if (ch->wcap - ch->wlen >= need)
+        return 0;
+    int rc = try_write(ch);
+    if (rc < 0 && rc != -EAGAIN)
+        return rc;
+    if (ch->woff > 0 && ch->woff < ch->wlen) {
+        memmove(ch->wbuf, ch->wbuf + ch->woff, ch->wlen - ch->woff);
+        ch->wlen -= ch->woff;
+        ch->woff = 0;
     }
-    unsigned char *p = ch->wbuf + ch->wlen;
+    if (ch->wcap - ch->wlen < need) {
+        if (ch->wlen > 0)
+            return -EAGAIN;
+        /* An empty buffer too small for this record grows to fit it. */
+        size_t cap = need > WBUF ? need : WBUF;
+        ch->wbuf = cv_realloc(ch->wbuf, cap);
+        ch->wcap = cap;
+    }
+    return 0;
+}
+
+static void put_header(unsigned char *p, uint64_t seq, uint32_t flags, size_t len)
+{
     put_u64(p, seq);
     put_u32(p + 8, flags);
     put_u32(p + 12, (uint32_t)len);
+}
+
+static int pipe_send(cv_channel *base, uint64_t seq, uint32_t flags, const void *data, size_t len)
+{
+    pipe_channel *ch = (pipe_channel *)base;
+    if (len > ch->max_item || len > UINT32_MAX)
+        return -EMSGSIZE;
+    int rc = make_room(ch, HDR + len);
+    if (rc < 0)
+        return rc;
+    unsigned char *p = ch->wbuf + ch->wlen;
+    put_header(p, seq, flags, len);
     if (len)
         memcpy(p + HDR, data, len);
-    ch->wlen += need;
+    ch->wlen += HDR + len;
     if (!(flags & CV_REC_WATERMARK))
         ch->sent++;
-    /* Keep big buffers from lingering after a large record went out. */
+    return 0;
+}
+
+static void *pipe_reserve(cv_channel *base, size_t max_len)
+{
+    pipe_channel *ch = (pipe_channel *)base;
+    if (max_len > ch->max_item || max_len > UINT32_MAX) {
+        errno = EMSGSIZE;
+        return NULL;
+    }
+    int rc = make_room(ch, HDR + max_len);
+    if (rc < 0) {
+        errno = -rc;
+        return NULL;
+    }
+    return ch->wbuf + ch->wlen + HDR;
+}
+
+static int pipe_commit(cv_channel *base, uint64_t seq, size_t len)
+{
+    pipe_channel *ch = (pipe_channel *)base;
+    put_header(ch->wbuf + ch->wlen, seq, 0, len);
+    ch->wlen += HDR + len;
+    ch->sent++;
     return 0;
 }
 
@@ -337,6 +374,8 @@ static void pipe_publish(cv_channel *base)
 static const struct cv_channel_ops pipe_ops = {
     .keep = pipe_keep,
     .send = pipe_send,
+    .reserve = pipe_reserve,
+    .commit = pipe_commit,
     .flush = pipe_flush,
     .pending = pipe_pending,
     .publish = pipe_publish,

@@ -71,6 +71,7 @@ typedef struct ring_channel {
     unsigned unpub;
     uint64_t sent;
     size_t frag_off;                /* a fragmented record under way */
+    unsigned char *reserved;        /* a record being built in place */
     /* consumer */
     uint64_t rpos, rnext, head_cache, tail_pub;
     uint64_t received;
@@ -166,10 +167,11 @@ static size_t rec_size(size_t len)
     return (HDR + len + 15) & ~(size_t)15;
 }
 
-/* Writes one record that fits in a quarter of the ring, or -EAGAIN. */
-static int put_record(ring_channel *ch, uint64_t seq, uint32_t flags, const void *data, size_t len)
+/* Makes room for a record of SIZE bytes (wrapping to the start of the
+ * ring when it would cross the end) and returns where it goes: 0, -EAGAIN
+ * or -EPIPE. */
+static int make_room(ring_channel *ch, size_t size, unsigned char **where)
 {
-    size_t size = rec_size(len);
     size_t off = ch->wpos & ch->mask;
     size_t skip = ch->cap - off < size ? ch->cap - off : 0;
     size_t need = skip + size;
@@ -191,16 +193,32 @@ static int put_record(ring_channel *ch, uint64_t seq, uint32_t flags, const void
         ch->wpos += skip;
         off = 0;
     }
-    unsigned char *p = ch->sh->data + off;
+    *where = ch->sh->data + off;
+    return 0;
+}
+
+static void finish_record(ring_channel *ch, unsigned char *p, uint64_t seq, uint32_t flags,
+                          size_t len)
+{
     uint32_t l32 = (uint32_t)len;
     memcpy(p, &seq, 8);
     memcpy(p + 8, &flags, 4);
     memcpy(p + 12, &l32, 4);
-    if (len)
-        memcpy(p + HDR, data, len);
-    ch->wpos += size;
+    ch->wpos += rec_size(len);
     if (++ch->unpub >= 256 || ch->wpos - ch->head_pub >= ch->cap / 8)
         publish_head(ch, 0);
+}
+
+/* Writes one record that fits in a quarter of the ring, or -EAGAIN. */
+static int put_record(ring_channel *ch, uint64_t seq, uint32_t flags, const void *data, size_t len)
+{
+    unsigned char *p;
+    int rc = make_room(ch, rec_size(len), &p);
+    if (rc < 0)
+        return rc;
+    if (len)
+        memcpy(p + HDR, data, len);
+    finish_record(ch, p, seq, flags, len);
     return 0;
 }
 
@@ -232,6 +250,38 @@ static int ring_send(cv_channel *base, uint64_t seq, uint32_t flags, const void 
     ch->frag_off = 0;
     if (!(flags & CV_REC_WATERMARK))
         ch->sent++;
+    return 0;
+}
+
+static void *ring_reserve(cv_channel *base, size_t max_len)
+{
+    ring_channel *ch = (ring_channel *)base;
+    unsigned char *p;
+    if (max_len > ch->max_item) {
+        errno = EMSGSIZE;
+        return NULL;
+    }
+    if (max_len > ch->cap / 4 - HDR || ch->frag_off) {
+        errno = ENOTSUP;    /* travels in pieces: built elsewhere, then sent */
+        return NULL;
+    }
+    int rc = make_room(ch, rec_size(max_len), &p);
+    if (rc < 0) {
+        errno = -rc;
+        return NULL;
+    }
+    ch->reserved = p;
+    return p + HDR;
+}
+
+static int ring_commit(cv_channel *base, uint64_t seq, size_t len)
+{
+    ring_channel *ch = (ring_channel *)base;
+    if (!ch->reserved)
+        return -EINVAL;
+    finish_record(ch, ch->reserved, seq, 0, len);
+    ch->reserved = NULL;
+    ch->sent++;
     return 0;
 }
 
@@ -474,6 +524,8 @@ static void ring_destroy(cv_channel *base)
 static const struct cv_channel_ops ring_ops = {
     .keep = ring_keep,
     .send = ring_send,
+    .reserve = ring_reserve,
+    .commit = ring_commit,
     .flush = ring_flush,
     .pending = ring_pending,
     .publish = ring_publish,

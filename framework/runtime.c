@@ -208,6 +208,8 @@ int cv_ctx_emit(conveyor_ctx *ctx, const void *item, size_t len)
 {
     cv_run *r = ctx->run;
     const cv_proc *pr = &r->plan->procs[ctx->proc];
+    if (ctx->begun)
+        return -EBUSY;
     if (len > r->cfg->max_item)
         return -EMSGSIZE;
     if (len && !item)
@@ -220,6 +222,78 @@ int cv_ctx_emit(conveyor_ctx *ctx, const void *item, size_t len)
     }
     r->pstats[ctx->proc].items_out++;
     return 0;
+}
+
+void *cv_ctx_emit_begin(conveyor_ctx *ctx, size_t max_len)
+{
+    cv_run *r = ctx->run;
+    const cv_route *rt = r->plan->procs[ctx->proc].out;
+    if (!ctx->in_call) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (ctx->begun) {
+        errno = EBUSY;
+        return NULL;
+    }
+    if (max_len > r->cfg->max_item) {
+        errno = EMSGSIZE;
+        return NULL;
+    }
+    /* One destination: build the item in the channel itself. */
+    if (rt->kind == CV_ROUTE_CHANNEL) {
+        for (;;) {
+            void *p = cv_channel_reserve(r->chans[rt->channel], max_len);
+            if (p) {
+                ctx->begun = 1;
+                ctx->begun_chan = rt->channel;
+                ctx->begun_max = max_len;
+                return p;
+            }
+            if (errno == EPIPE)
+                _exit(CV_CHILD_PEER_GONE);
+            if (errno != EAGAIN)
+                break;      /* too large to build in place: use scratch */
+            int rc = cv_run_wait(r, NULL, 0, -1);
+            if (rc < 0 && rc != -EINTR) {
+                errno = -rc;
+                return NULL;
+            }
+        }
+    }
+    if (max_len > ctx->scratch_cap || !ctx->scratch) {
+        ctx->scratch = cv_realloc(ctx->scratch, max_len ? max_len : 1);
+        ctx->scratch_cap = max_len;
+    }
+    ctx->begun = 1;
+    ctx->begun_chan = -1;
+    ctx->begun_max = max_len;
+    return ctx->scratch;
+}
+
+int cv_ctx_emit_commit(conveyor_ctx *ctx, size_t len)
+{
+    cv_run *r = ctx->run;
+    if (!ctx->begun || len > ctx->begun_max)
+        return -EINVAL;
+    ctx->begun = 0;
+    if (ctx->begun_chan < 0)
+        return cv_ctx_emit(ctx, ctx->scratch, len);
+    int c = ctx->begun_chan;
+    int rc = cv_channel_commit(r->chans[c], ctx->seq, len);
+    if (rc < 0)
+        return rc;
+    if (r->view[c] < ctx->seq)
+        r->view[c] = ctx->seq;
+    r->pstats[ctx->proc].items_out++;
+    return 0;
+}
+
+int cv_ctx_forward(conveyor_ctx *ctx)
+{
+    if (!ctx->item)
+        return -EINVAL;     /* only inside process() */
+    return cv_ctx_emit(ctx, ctx->item, ctx->item_len);
 }
 
 cv_segment *cv_ctx_segment(conveyor_ctx *ctx)
@@ -440,8 +514,17 @@ static int run_stage(cv_run *r)
         ps->current = rec.seq;
         ps->items_in++;
         ctx->in_call = 1;
+        ctx->item = rec.data ? rec.data : "";
+        ctx->item_len = rec.len;
         int prc = sd->process(ctx, rec.data, rec.len);
         ctx->in_call = 0;
+        ctx->item = NULL;
+        ctx->item_len = 0;
+        if (ctx->begun) {
+            cv_error("%s: process returned with an item begun (conveyor_emit_begin) but not "
+                     "committed, at item %" PRIu64, who, rec.seq);
+            return CV_CHILD_ITEM_FAILED;
+        }
         ps->current = 0;
         if (ctx->emit_error)
             return exit_for_emit_error(ctx->emit_error);

@@ -54,6 +54,13 @@ struct conveyor_ctx {
     uint64_t seq;                 /* seq given to what is emitted now */
     int in_call;                  /* inside init/process/fini */
     int emit_error;               /* first error an emit met */
+    const void *item;             /* the input of process(), for forward */
+    size_t item_len;
+    int begun;                    /* an emit_begin awaits its commit */
+    int begun_chan;               /* its channel, or -1: built in scratch */
+    size_t begun_max;
+    unsigned char *scratch;
+    size_t scratch_cap;
 };
 
 /* Runs PLAN; STAGES[i] is the loaded stage of cfg->stages[i] (NULL for
@@ -65,8 +72,11 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages);
  * has data or an output can take bytes (inbox.c waits through this). */
 int cv_run_wait(cv_run *r, cv_channel **reads, size_t nreads, int extra_fd);
 
-/* Sends what a plugin emitted (conveyor_emit). */
+/* Sends what a plugin emitted (conveyor_emit, _begin/_commit, _forward). */
 int cv_ctx_emit(conveyor_ctx *ctx, const void *item, size_t len);
+void *cv_ctx_emit_begin(conveyor_ctx *ctx, size_t max_len);
+int cv_ctx_emit_commit(conveyor_ctx *ctx, size_t len);
+int cv_ctx_forward(conveyor_ctx *ctx);
 cv_segment *cv_ctx_segment(conveyor_ctx *ctx);
 cv_locks *cv_ctx_locks(conveyor_ctx *ctx);
 unsigned cv_ctx_replica(conveyor_ctx *ctx);

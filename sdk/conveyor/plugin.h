@@ -25,7 +25,7 @@ extern "C" {
 
 /** ABI version this header describes.  Filled in by CONVEYOR_MODULE(). */
 #define CONVEYOR_ABI_MAJOR 1
-#define CONVEYOR_ABI_MINOR 0
+#define CONVEYOR_ABI_MINOR 1
 
 /** Marks the functions libconveyor exports to plugins. */
 #if defined(_WIN32)
@@ -202,6 +202,37 @@ CONVEYOR_API int conveyor_lock(conveyor_ctx *ctx, unsigned n);
 /** Releases the n-th lock.  Returns 0, -EINVAL for a bad n, -EPERM when the
  *  caller does not hold it. */
 CONVEYOR_API int conveyor_unlock(conveyor_ctx *ctx, unsigned n);
+
+/* --- ABI 1.1 ---------------------------------------------------------------
+ * A module that calls these is built with CONVEYOR_ABI_MINOR 1, and a 1.0
+ * host refuses it by its version before anything runs.  Modules built for
+ * 1.0 keep working on a 1.1 host. */
+
+/**
+ * Starts an output item built in place: returns a buffer of at least
+ * MAX_LEN bytes that the plugin fills and then passes to
+ * conveyor_emit_commit().  Where the item has one destination the buffer
+ * is the channel's own memory, so the item is never copied.  Blocks while
+ * the channel is full.  Returns NULL (errno EMSGSIZE when MAX_LEN is larger
+ * than max_item, EBUSY when an item is already begun, EINVAL outside
+ * init/process/fini).  The plugin MUST call conveyor_emit_commit() before
+ * it emits anything else or returns.
+ */
+CONVEYOR_API void *conveyor_emit_begin(conveyor_ctx *ctx, size_t max_len);
+
+/**
+ * Sends the first LEN bytes (LEN <= the MAX_LEN given to
+ * conveyor_emit_begin) of the item begun.  Returns 0, -EINVAL when no item
+ * was begun or LEN is too large, or another negative errno-style code.
+ */
+CONVEYOR_API int conveyor_emit_commit(conveyor_ctx *ctx, size_t len);
+
+/**
+ * Passes the item being processed on unchanged, as conveyor_emit() with the
+ * bytes process() was given.  Only valid inside process(); returns -EINVAL
+ * elsewhere.
+ */
+CONVEYOR_API int conveyor_forward(conveyor_ctx *ctx);
 
 #ifdef __cplusplus
 }

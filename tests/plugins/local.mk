@@ -4,7 +4,7 @@
 # convenience archives.  The tests find them in $(abs_top_builddir)/tests/plugins.
 check_LTLIBRARIES += tests/plugins/testplug.la tests/plugins/bad_abi.la \
 	tests/plugins/newer_minor.la tests/plugins/small_size.la \
-	tests/plugins/no_entry.la tests/plugins/no_process.la
+	tests/plugins/no_entry.la tests/plugins/no_process.la tests/plugins/abi10.la
 
 TESTPLUGIN_LDFLAGS = -module -avoid-version -no-undefined -rpath /nowhere
 
@@ -30,3 +30,8 @@ tests_plugins_no_entry_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
 
 tests_plugins_no_process_la_SOURCES = tests/plugins/no_process.c
 tests_plugins_no_process_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
+
+# Built as ABI 1.0 modules were: a 1.1 host keeps running it.
+tests_plugins_abi10_la_SOURCES = tests/plugins/abi10.c
+tests_plugins_abi10_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
+tests_plugins_abi10_la_LIBADD = framework/libconveyor.la

@@ -580,7 +580,48 @@ static const conveyor_param_spec big_params[] = {
 
 /* --- the module ---------------------------------------------------------- */
 
+/* --- ABI 1.1: forward, emit_begin/commit ---------------------------------- */
+
+static int forward_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    (void)item;
+    (void)len;
+    return conveyor_forward(ctx);
+}
+
+/* Emits the item reversed, built in place. */
+static int reverse_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    unsigned char *out = conveyor_emit_begin(ctx, len);
+    if (!out)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        out[i] = ((const unsigned char *)item)[len - 1 - i];
+    return conveyor_emit_commit(ctx, len);
+}
+
+/* Misuses the API: begins an item and returns without committing it. */
+static int uncommitted_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    (void)item;
+    return conveyor_emit_begin(ctx, len) ? 0 : -1;
+}
+
+/* forward outside process() is refused: fini emits what it returned. */
+static void forward_in_fini(conveyor_ctx *ctx)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "forward=%d", conveyor_forward(ctx));
+    conveyor_emit(ctx, buf, (size_t)n);
+}
+
 static const conveyor_stage stages[] = {
+    { .name = "forward", .summary = "passes every item on with conveyor_forward",
+      .process = forward_process, .fini = forward_in_fini, .params = no_params },
+    { .name = "reverse", .summary = "emits every item reversed, built in place",
+      .process = reverse_process, .params = no_params },
+    { .name = "uncommitted", .summary = "begins an item and never commits it",
+      .process = uncommitted_process, .params = no_params },
     { .name = "fail", .summary = "fails the at-th item",
       .init = fail_init, .process = fail_process, .fini = state_free, .params = fail_params },
     { .name = "crash", .summary = "raises a signal on the at-th item",

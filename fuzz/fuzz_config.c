@@ -1,0 +1,154 @@
+/*
+ * fuzz_config.c - fuzz target for pipeline.ini: parsing (config.c, through
+ * inih), graph checks and compilation (graph.c) and the DOT picture.
+ *
+ * Besides crashes, leaks and hangs, which the sanitizers and libFuzzer see,
+ * it checks what config.h and graph.h promise: a refused file gets a
+ * "fuzz.ini:LINE: ..." message whose line is in the file, and an accepted
+ * one compiles to a plan whose channels and routes hang together.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "graph.h"
+#include "fuzz.h"
+
+#define PATH "fuzz.ini"
+
+static void broken(const char *what, const char *detail) __attribute__((noreturn));
+
+static void broken(const char *what, const char *detail)
+{
+    fprintf(stderr, "fuzz_config: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+    abort();
+}
+
+/* A refusal must say where: "fuzz.ini:LINE: text", LINE within the file
+ * (one past its last line is allowed for "ends too early" messages). */
+static void check_message(const char *err, int lines, const char *stage)
+{
+    const char *p = err;
+    long line = 0;
+
+    if (strncmp(p, PATH ":", strlen(PATH ":")) != 0)
+        broken(stage, err[0] ? err : "(empty message)");
+    p += strlen(PATH ":");
+    if (!isdigit((unsigned char)*p))
+        broken(stage, err);
+    while (isdigit((unsigned char)*p) && line <= 1000000)
+        line = line * 10 + (*p++ - '0');
+    if (line < 1 || line > lines + 1 || strncmp(p, ": ", 2) != 0 || p[2] == '\0')
+        broken(stage, err);
+}
+
+/* Every channel a route leads to leaves from PROC. */
+static void check_route(const cv_plan *pl, const cv_route *r, size_t proc)
+{
+    if (r == NULL)
+        broken("a route is NULL", pl->procs[proc].label);
+    if (r->kind == CV_ROUTE_CHANNEL) {
+        if (r->channel < 0 || (size_t)r->channel >= pl->nchans ||
+            pl->chans[r->channel].from != (int)proc)
+            broken("a route leads to a channel of another process", pl->procs[proc].label);
+        return;
+    }
+    if (r->nkids == 0)
+        broken("a fork route has no branches", pl->procs[proc].label);
+    for (size_t i = 0; i < r->nkids; i++)
+        check_route(pl, r->kids[i], proc);
+}
+
+static void check_plan(const cv_plan *pl, const cv_config *cfg)
+{
+    if (pl->cfg != cfg || pl->nprocs < 2 || pl->procs[0].kind != CV_PROC_SOURCE ||
+        pl->procs[pl->nprocs - 1].kind != CV_PROC_SINK)
+        broken("the plan does not run from the source to the sink", NULL);
+    for (size_t c = 0; c < pl->nchans; c++) {
+        const cv_chan_desc *ch = &pl->chans[c];
+        if (ch->from < 0 || (size_t)ch->from + 1 >= pl->nprocs || ch->to <= 0 ||
+            (size_t)ch->to >= pl->nprocs)
+            broken("a channel has no valid ends", NULL);
+    }
+    size_t inputs = 0;
+    for (size_t p = 0; p < pl->nprocs; p++) {
+        const cv_proc *pr = &pl->procs[p];
+        if (pr->label == NULL)
+            broken("a process has no label", NULL);
+        if (pr->kind == CV_PROC_STAGE &&
+            (pr->stage < 0 || (size_t)pr->stage >= cfg->nstages ||
+             cfg->stages[pr->stage].type != CV_TYPE_PROCESSOR))
+            broken("a stage process runs no processor", pr->label);
+        if ((pr->kind == CV_PROC_SINK) != (pr->out == NULL))
+            broken("only the sink has no output route", pr->label);
+        if (pr->out)
+            check_route(pl, pr->out, p);
+        if ((pr->kind == CV_PROC_SOURCE) != (pr->ninputs == 0))
+            broken("only the source has no inputs", pr->label);
+        for (size_t i = 0; i < pr->ninputs; i++)
+            if (pr->inputs[i] < 0 || (size_t)pr->inputs[i] >= pl->nchans ||
+                pl->chans[pr->inputs[i]].to != (int)p)
+                broken("a process reads a channel that is not its own", pr->label);
+        inputs += pr->ninputs;
+    }
+    if (inputs != pl->nchans)
+        broken("some channel is read by no process", NULL);
+}
+
+int cv_fuzz_config_one(const uint8_t *data, size_t size)
+{
+    static FILE *devnull;
+    char err[CV_ERR_MAX];
+    cv_config *cfg = (cv_config *)&err;    /* not NULL: a failure must clear it */
+    cv_plan *pl = (cv_plan *)&err;
+    char *text;
+    int lines = 1, rc;
+
+    if (devnull == NULL && (devnull = fopen("/dev/null", "w")) == NULL)
+        broken("cannot open /dev/null", NULL);
+
+    /* The loader reads a C string: it ends at the first NUL, as lines do. */
+    text = malloc(size + 1);
+    if (text == NULL)
+        return 0;
+    if (size)
+        memcpy(text, data, size);
+    text[size] = '\0';
+    for (const char *s = text; (s = strchr(s, '\n')) != NULL; s++)
+        lines++;
+
+    err[0] = '\0';
+    rc = cv_config_load_string(PATH, text, &cfg, err, sizeof err);
+    if ((rc == 0) != (cfg != NULL) || rc > 0)
+        broken("cv_config_load_string's result and *out disagree", err);
+    if (rc < 0) {
+        check_message(err, lines, "cv_config_load_string refused the file without FILE:LINE");
+        free(text);
+        return 0;
+    }
+
+    err[0] = '\0';
+    rc = cv_plan_build(cfg, &pl, err, sizeof err);
+    if ((rc == 0) != (pl != NULL) || rc > 0)
+        broken("cv_plan_build's result and *out disagree", err);
+    if (rc < 0) {
+        check_message(err, lines, "cv_plan_build refused the graph without FILE:LINE");
+    } else {
+        check_plan(pl, cfg);
+        if (cv_plan_write_dot(pl, devnull) != 0)
+            broken("cv_plan_write_dot failed on /dev/null", NULL);
+        cv_plan_free(pl);
+    }
+    cv_config_free(cfg);
+    free(text);
+    return 0;
+}
+
+#ifndef CV_FUZZ_NO_ENTRY
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    return cv_fuzz_config_one(data, size);
+}
+#endif
