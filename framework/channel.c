@@ -86,3 +86,25 @@ void cv_channel_destroy(cv_channel *ch)
     if (ch)
         ch->ops->destroy(ch);
 }
+
+int cv_channel_set_ack(cv_channel *ch, int ends)
+{
+    if (!ch->ops->set_ack)
+        return -ENOTSUP;
+    ch->ops->set_ack(ch, ends);
+    return 0;
+}
+
+void cv_channel_ack(cv_channel *ch)
+{
+    if (ch->ops->ack)
+        ch->ops->ack(ch);
+}
+
+int cv_channel_resume(cv_channel *ch)
+{
+    if (!ch->ops->resume)
+        return -ENOTSUP;
+    ch->ops->resume(ch);
+    return 0;
+}

@@ -107,6 +107,16 @@ int cv_channels_wait(cv_channel **read, size_t nread, cv_channel **write, size_t
                      int extra_fd, int timeout_ms, const sigset_t *sigmask);
 
 uint64_t cv_channel_queued(const cv_channel *ch);  /* sent - received, shared */
+
+/* Supervised restarts (restart = on-failure; ring transport only).
+ * set_ack: the ENDS this process holds work item by item: the consumer's
+ * space is freed only by cv_channel_ack (after process() returned), the
+ * producer's records are published only at item boundaries (publish).
+ * resume: a new process takes over the ends of one that died, starting from
+ * what it had published and acknowledged.  Return 0, or -ENOTSUP. */
+int cv_channel_set_ack(cv_channel *ch, int ends);
+void cv_channel_ack(cv_channel *ch);
+int cv_channel_resume(cv_channel *ch);
 void cv_channel_destroy(cv_channel *ch);
 
 /* The implementations' table; every channel struct starts with a pointer
@@ -126,6 +136,10 @@ struct cv_channel_ops {
                 int extra_fd, int timeout_ms, const sigset_t *sigmask);
     uint64_t (*queued)(const cv_channel *ch);
     void (*destroy)(cv_channel *ch);
+    /* Supervised restarts (ring only; NULL where not supported). */
+    void (*ack)(cv_channel *ch);
+    void (*set_ack)(cv_channel *ch, int ends);
+    void (*resume)(cv_channel *ch);
 };
 
 struct cv_channel {

@@ -36,7 +36,8 @@
 #define HDR 16
 #define F_WRAP 0x80000000u      /* skip to the start of the ring */
 #define F_FRAG 0x40000000u      /* more of this record follows */
-#define F_INTERNAL (F_WRAP | F_FRAG)
+#define F_ABORT 0x20000000u     /* a restarted producer: drop any partial record */
+#define F_INTERNAL (F_WRAP | F_FRAG | F_ABORT)
 #define MAX_SPIN_NS 20000
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -66,12 +67,20 @@ typedef struct ring_channel {
     cv_channel_stats *stats;
     size_t max_item;
     int can_write, can_read;
+    /* A stage with restart = on-failure acknowledges each item: its input's
+     * free space (tail) moves only past items it finished, and its outputs
+     * are published at item boundaries, so a restarted process resumes
+     * exactly where the dead one had finished. */
+    int ack_in, ack_out;
+    uint64_t acked;                 /* consumer: end of the last finished item */
+    int outstanding;                /* consumer: an item handed out, not acked */
     /* producer */
     uint64_t wpos, head_pub, head_rung, tail_cache;
     unsigned unpub;
     uint64_t sent;
     size_t frag_off;                /* a fragmented record under way */
     unsigned char *reserved;        /* a record being built in place */
+    int abort_pending;              /* resumed: an abort marker goes first */
     /* consumer */
     uint64_t rpos, rnext, head_cache, tail_pub;
     uint64_t received;
@@ -131,6 +140,16 @@ cv_channel *cv_channel_create_ring(cv_channel_stats *stats, size_t max_item, siz
     ch->max_item = max_item;
     ch->can_write = ch->can_read = 1;
     return &ch->base;
+}
+
+static void publish_tail(ring_channel *ch, uint64_t pos)
+{
+    if (ch->tail_pub == pos)
+        return;
+    __atomic_store_n(&ch->sh->tail, pos, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    ch->tail_pub = pos;
+    ring_bell(ch->prod_bell);
 }
 
 static void ring_keep(cv_channel *base, int ends)
@@ -205,15 +224,33 @@ static void finish_record(ring_channel *ch, unsigned char *p, uint64_t seq, uint
     memcpy(p + 8, &flags, 4);
     memcpy(p + 12, &l32, 4);
     ch->wpos += rec_size(len);
-    if (++ch->unpub >= 256 || ch->wpos - ch->head_pub >= ch->cap / 8)
+    if (!ch->ack_out && (++ch->unpub >= 256 || ch->wpos - ch->head_pub >= ch->cap / 8))
         publish_head(ch, 0);
+}
+
+static int put_abort(ring_channel *ch)
+{
+    unsigned char *p;
+    int rc = make_room(ch, HDR, &p);
+    if (rc < 0)
+        return rc;
+    uint32_t f = F_ABORT, z = 0;
+    memcpy(p + 8, &f, 4);
+    memcpy(p + 12, &z, 4);
+    ch->wpos += HDR;
+    ch->abort_pending = 0;
+    publish_head(ch, 1);
+    return 0;
 }
 
 /* Writes one record that fits in a quarter of the ring, or -EAGAIN. */
 static int put_record(ring_channel *ch, uint64_t seq, uint32_t flags, const void *data, size_t len)
 {
     unsigned char *p;
-    int rc = make_room(ch, rec_size(len), &p);
+    int rc = ch->abort_pending ? put_abort(ch) : 0;
+    if (rc < 0)
+        return rc;
+    rc = make_room(ch, rec_size(len), &p);
     if (rc < 0)
         return rc;
     if (len)
@@ -265,7 +302,9 @@ static void *ring_reserve(cv_channel *base, size_t max_len)
         errno = ENOTSUP;    /* travels in pieces: built elsewhere, then sent */
         return NULL;
     }
-    int rc = make_room(ch, rec_size(max_len), &p);
+    int rc = ch->abort_pending ? put_abort(ch) : 0;
+    if (rc == 0)
+        rc = make_room(ch, rec_size(max_len), &p);
     if (rc < 0) {
         errno = -rc;
         return NULL;
@@ -296,12 +335,8 @@ static void ring_publish(cv_channel *base)
     ring_channel *ch = (ring_channel *)base;
     if (ch->can_write)
         publish_head(ch, 1);
-    if (ch->can_read && ch->tail_pub != ch->rpos) {
-        __atomic_store_n(&ch->sh->tail, ch->rpos, __ATOMIC_RELEASE);
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        ch->tail_pub = ch->rpos;
-        ring_bell(ch->prod_bell);
-    }
+    if (ch->can_read)
+        publish_tail(ch, ch->ack_in ? ch->acked : ch->rpos);
 }
 
 static int ring_flush(cv_channel *base, int wait)
@@ -331,11 +366,11 @@ static void release(ring_channel *ch)
 {
     if (ch->rnext != ch->rpos) {
         ch->rpos = ch->rnext;
-        if (ch->rpos - ch->tail_pub >= ch->cap / 8) {
-            __atomic_store_n(&ch->sh->tail, ch->rpos, __ATOMIC_RELEASE);
-            __atomic_thread_fence(__ATOMIC_SEQ_CST);
-            ch->tail_pub = ch->rpos;
-            ring_bell(ch->prod_bell);
+        if (ch->ack_in) {
+            if (!ch->outstanding)
+                ch->acked = ch->rpos;   /* watermarks and wraps need no ack */
+        } else if (ch->rpos - ch->tail_pub >= ch->cap / 8) {
+            publish_tail(ch, ch->rpos);
         }
     }
 }
@@ -358,9 +393,16 @@ static int ring_recv(cv_channel *base, cv_record *rec)
         const unsigned char *p = ch->sh->data + (ch->rpos & ch->mask);
         uint32_t flags, len;
         memcpy(&flags, p + 8, 4);
-        if (flags & F_WRAP) {
-            ch->rpos += ch->cap - (ch->rpos & ch->mask);
+        if (flags & (F_WRAP | F_ABORT)) {
+            if (flags & F_WRAP)
+                ch->rpos += ch->cap - (ch->rpos & ch->mask);
+            else
+                ch->rpos += HDR;
             ch->rnext = ch->rpos;
+            if (flags & F_ABORT)
+                ch->fraglen = 0;        /* its producer died mid-record */
+            if (ch->ack_in && !ch->outstanding && !ch->fraglen)
+                ch->acked = ch->rpos;
             continue;
         }
         memcpy(&len, p + 12, 4);
@@ -397,11 +439,56 @@ static int ring_recv(cv_channel *base, cv_record *rec)
             ch->rnext = ch->rpos + size;
         }
         if (!(rec->flags & CV_REC_WATERMARK)) {
+            ch->outstanding = ch->ack_in;
             ch->received++;
             if (ch->stats)
                 __atomic_store_n(&ch->stats->received, ch->received, __ATOMIC_RELAXED);
         }
         return 1;
+    }
+}
+
+static void ring_ack(cv_channel *base)
+{
+    ring_channel *ch = (ring_channel *)base;
+    if (!ch->ack_in)
+        return;
+    ch->rpos = ch->rnext;
+    ch->acked = ch->rpos;
+    ch->outstanding = 0;
+    publish_tail(ch, ch->acked);
+}
+
+static void ring_set_ack(cv_channel *base, int ends)
+{
+    ring_channel *ch = (ring_channel *)base;
+    ch->ack_in = !!(ends & CV_END_READ);
+    ch->ack_out = !!(ends & CV_END_WRITE);
+}
+
+/* A new process takes over a dead one's end: it starts from what the dead
+ * one had published and drops the rest. */
+static void ring_resume(cv_channel *base)
+{
+    ring_channel *ch = (ring_channel *)base;
+    if (ch->can_write) {
+        ch->wpos = ch->head_pub = ch->head_rung = __atomic_load_n(&ch->sh->head, __ATOMIC_ACQUIRE);
+        ch->tail_cache = __atomic_load_n(&ch->sh->tail, __ATOMIC_ACQUIRE);
+        ch->unpub = 0;
+        ch->frag_off = 0;
+        ch->reserved = NULL;
+        ch->sent = ch->stats ? ch->stats->sent : 0;
+        /* Pieces of a record it did not finish may be published: the
+         * consumer is told to drop them before anything new. */
+        ch->abort_pending = 1;
+        (void)put_abort(ch);
+    }
+    if (ch->can_read) {
+        ch->rpos = ch->rnext = ch->acked = ch->tail_pub = ch->head_cache =
+            __atomic_load_n(&ch->sh->tail, __ATOMIC_ACQUIRE);
+        ch->fraglen = 0;
+        ch->outstanding = 0;
+        ch->received = ch->stats ? ch->stats->received : 0;
     }
 }
 
@@ -535,4 +622,7 @@ static const struct cv_channel_ops ring_ops = {
     .wait = ring_wait,
     .queued = ring_queued,
     .destroy = ring_destroy,
+    .ack = ring_ack,
+    .set_ack = ring_set_ack,
+    .resume = ring_resume,
 };

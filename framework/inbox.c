@@ -19,6 +19,7 @@ void cv_inbox_init(cv_inbox *ib, cv_channel **chans, const unsigned *ranks, size
     ib->order = order;
     ib->run = run;
     ib->cur_rank = n ? ranks[0] : 0;
+    ib->last = -1;
     for (size_t i = 0; i < n; i++) {
         ib->in[i].ch = chans[i];
         ib->in[i].rank = ranks[i];
@@ -62,6 +63,7 @@ static int next_arrival(cv_inbox *ib, cv_record *rec)
                 ;
             if (rc == 1) {
                 ib->next = i + 1;
+                ib->last = (int)i;
                 return 1;
             }
             if (rc == 0) {
@@ -137,6 +139,7 @@ static int next_concat(cv_inbox *ib, cv_record *rec)
                 int rc = spill_read(ib, c, rec);
                 if (rc != 0) {
                     ib->next = i;
+                    ib->last = -1;
                     return rc;
                 }
             }
@@ -147,6 +150,7 @@ static int next_concat(cv_inbox *ib, cv_record *rec)
                 ;
             if (rc == 1) {
                 ib->next = i + 1;
+                ib->last = (int)i;
                 return 1;
             }
             if (rc == 0) {
@@ -255,6 +259,7 @@ static int next_source(cv_inbox *ib, cv_record *rec)
             if (ok) {
                 *rec = best->head;
                 best->has_head = 0;
+                ib->last = (int)(best - ib->in);
                 return 1;
             }
         }
@@ -277,6 +282,12 @@ int cv_inbox_next(cv_inbox *ib, cv_record *rec)
     default:
         return next_arrival(ib, rec);
     }
+}
+
+void cv_inbox_ack(cv_inbox *ib)
+{
+    if (ib->last >= 0 && ib->in[ib->last].open)
+        cv_channel_ack(ib->in[ib->last].ch);
 }
 
 uint64_t cv_inbox_low(const cv_inbox *ib)

@@ -38,6 +38,7 @@ typedef struct cv_inbox {
     size_t n;
     enum cv_order order;
     size_t next;            /* arrival: where the round-robin resumes */
+    int last;               /* the channel of the item returned last, or -1 */
     unsigned cur_rank;      /* concat */
     unsigned char *spillbuf;
     size_t spillcap;
@@ -52,6 +53,8 @@ void cv_inbox_init(cv_inbox *ib, cv_channel **chans, const unsigned *ranks, size
 int cv_inbox_next(cv_inbox *ib, cv_record *rec);
 /* The lowest seq that may still come out (UINT64_MAX when all ended). */
 uint64_t cv_inbox_low(const cv_inbox *ib);
+/* The item returned last is done (restart = on-failure acknowledges each). */
+void cv_inbox_ack(cv_inbox *ib);
 void cv_inbox_free(cv_inbox *ib);
 
 #endif

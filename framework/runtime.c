@@ -53,6 +53,7 @@ struct cv_run {
     size_t nouts;
     uint64_t *view;             /* per plan channel: the consumer's low mark */
     int has_ordered;
+    int ack;                    /* restart = on-failure: item by item */
     uint64_t source_low;        /* source: the next seq it may send */
     cv_inbox inbox;
     conveyor_ctx ctx;
@@ -510,6 +511,22 @@ static int run_stage(cv_run *r)
     }
     while ((rc = cv_inbox_next(&r->inbox, &rec)) == 1) {
         cv_proc_stats *ps = &r->pstats[r->self];
+        if (r->ack && ps->poison && ps->poison == rec.seq) {
+            /* It crashed this stage max_restarts times in a row. */
+            int drc = dead_letter(r, st, &rec);
+            if (drc < 0) {
+                cv_error("%s: poison item %" PRIu64 " could not be written to '%s': %s", who,
+                         rec.seq, st->dead_letter_path, strerror(-drc));
+                return CV_CHILD_IO_ERROR;
+            }
+            cv_warn("%s: item %" PRIu64 " crashed it %u times in a row: written to '%s' "
+                    "instead of processed", who, rec.seq, st->max_restarts, st->dead_letter_path);
+            ps->poison = 0;
+            ps->failed++;
+            ps->done++;
+            cv_inbox_ack(&r->inbox);
+            continue;
+        }
         ctx->seq = rec.seq;
         ps->current = rec.seq;
         ps->items_in++;
@@ -545,6 +562,14 @@ static int run_stage(cv_run *r)
                 }
             }
         }
+        ps->done++;
+        if (r->ack) {
+            /* Outputs first, then the input: a crash between the two
+             * stores is the one window where an item is done twice. */
+            for (size_t i = 0; i < r->nouts; i++)
+                cv_channel_publish(r->outs[i]);
+            cv_inbox_ack(&r->inbox);
+        }
         if (r->has_ordered) {
             uint64_t low = current_low(r);
             if (low - r->last_sync >= WATERMARK_LAG)
@@ -573,7 +598,7 @@ static int run_stage(cv_run *r)
     return CV_CHILD_OK;
 }
 
-static void child_main(cv_run *r, int p, const sigset_t *host_mask)
+static void child_main(cv_run *r, int p, const sigset_t *host_mask, int restarted)
 {
     const cv_plan *pl = r->plan;
     const cv_proc *pr = &pl->procs[p];
@@ -628,6 +653,21 @@ static void child_main(cv_run *r, int p, const sigset_t *host_mask)
         ins[i] = r->chans[pr->inputs[i]];
     r->ins = ins;
     r->nins = pr->ninputs;
+    /* restart = on-failure: work item by item, and a restarted process takes
+     * over where the dead one had finished. */
+    r->ack = pr->kind == CV_PROC_STAGE && r->cfg->stages[pr->stage].restart == CV_RESTART_ON_FAILURE;
+    if (r->ack) {
+        for (size_t i = 0; i < r->nins; i++)
+            cv_channel_set_ack(r->ins[i], CV_END_READ);
+        for (size_t i = 0; i < r->nouts; i++)
+            cv_channel_set_ack(r->outs[i], CV_END_WRITE);
+    }
+    if (restarted) {
+        for (size_t i = 0; i < r->nins; i++)
+            cv_channel_resume(r->ins[i]);
+        for (size_t i = 0; i < r->nouts; i++)
+            cv_channel_resume(r->outs[i]);
+    }
 
     /* Only the source reads the input and only the sink writes the output;
      * a stage that prints to stdout writes to stderr instead. */
@@ -705,6 +745,75 @@ static size_t ring_capacity(const cv_plan *plan)
     if (plan->nchans > 32)
         return 256 * 1024;
     return 1024 * 1024;
+}
+
+/* A stage with restart = on-failure died by a signal: start a new process
+ * for it, unless it crashed max_restarts times in a row without finishing an
+ * item (then the item is a poison item: dead-lettered when the stage has a
+ * dead-letter file, else the pipeline stops).  Returns 1 when restarted. */
+static int restart_child(cv_run *r, int p, int status, unsigned *in_row, uint64_t *done_at_crash,
+                         const sigset_t *child_mask, pid_t *pid_out)
+{
+    const cv_proc *pr = &r->plan->procs[p];
+    if (pr->kind != CV_PROC_STAGE)
+        return 0;
+    const cv_stage_cfg *st = &r->cfg->stages[pr->stage];
+    if (st->restart != CV_RESTART_ON_FAILURE)
+        return 0;
+    cv_proc_stats *ps = &r->pstats[p];
+    uint64_t item = ps->current;
+    int sig = WTERMSIG(status);
+    char who[256];
+    proc_desc(r, p, who, sizeof who);
+
+    if (ps->done > done_at_crash[p])
+        in_row[p] = 0;
+    done_at_crash[p] = ps->done;
+    in_row[p]++;
+    if (in_row[p] >= st->max_restarts) {
+        /* Crashed max_restarts times in a row without finishing an item. */
+        if (item && st->on_error == CV_ON_ERROR_DEAD_LETTER) {
+            cv_warn("%s was killed by SIG%s %u times in a row on item %" PRIu64 ", a poison item; "
+                    "restarting it to write the item to '%s' instead",
+                    who, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", in_row[p], item,
+                    st->dead_letter_path);
+            ps->poison = item;
+            in_row[p] = 0;
+            goto start;
+        } else {
+            if (item)
+                cv_error("%s was killed by SIG%s %u times in a row on item %" PRIu64 ", a poison "
+                         "item (on_error = dead-letter:PATH sets such items aside); the pipeline "
+                         "is stopped", who, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", in_row[p],
+                         item);
+            else
+                cv_error("%s was killed by SIG%s %u times in a row; the pipeline is stopped", who,
+                         sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", in_row[p]);
+            return -1;
+        }
+    }
+    if (item)
+        cv_warn("%s was killed by SIG%s while processing item %" PRIu64 "; restarting it "
+                "(%u of %u in a row)", who, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", item,
+                in_row[p], st->max_restarts);
+    else
+        cv_warn("%s was killed by SIG%s between items; restarting it (%u of %u in a row)", who,
+                sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", in_row[p], st->max_restarts);
+start:
+    ps->current = 0;
+    /* A short backoff, growing with the crashes in a row. */
+    struct timespec backoff = {0, (long)(10 * 1000000L) << (in_row[p] < 6 ? in_row[p] : 6)};
+    nanosleep(&backoff, NULL);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        cv_error("fork: %s", strerror(errno));
+        return 0;
+    }
+    if (pid == 0)
+        child_main(r, p, child_mask, 1);
+    *pid_out = pid;
+    return 1;
 }
 
 static int cause_rank(int status)
@@ -825,7 +934,7 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
         if (pid == 0) {
             sigset_t child_mask = old_mask;
             sigdelset(&child_mask, SIGCHLD);
-            child_main(r, (int)p, &child_mask);
+            child_main(r, (int)p, &child_mask, 0);
         }
         pids[p] = pid;
         alive++;
@@ -838,9 +947,14 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
     if (r->out_fd > STDERR_FILENO)
         close(r->out_fd);
 
+    sigset_t child_mask = old_mask;
+    sigdelset(&child_mask, SIGCHLD);
+    unsigned *in_row = cv_calloc(nprocs, sizeof *in_row);       /* crashes without progress */
+    uint64_t *done_at_crash = cv_calloc(nprocs, sizeof *done_at_crash);
+    unsigned restarts = 0;
     int stopping = exit_code != CONVEYOR_EXIT_OK;   /* killing everything */
     int draining_sig = 0;                           /* first signal seen */
-    int cause = -1, cause_status = 0;
+    int cause = -1, cause_status = 0, cause_reported = 0;
     if (stopping)
         for (size_t p = 0; p < nprocs; p++)
             if (pids[p] > 0)
@@ -879,6 +993,16 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
             statuses[p] = status;
             alive--;
             int ok = WIFEXITED(status) && WEXITSTATUS(status) == CV_CHILD_OK;
+            if (!ok && !stopping && WIFSIGNALED(status)) {
+                int rs = restart_child(r, (int)p, status, in_row, done_at_crash, &child_mask, &pids[p]);
+                if (rs > 0) {
+                    alive++;
+                    restarts++;
+                    continue;
+                }
+                if (rs < 0)
+                    cause_reported = 1;     /* restart_child said why it stops */
+            }
             if (!ok && !(stopping && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
                 if (cause < 0 || cause_rank(status) > cause_rank(cause_status)) {
                     cause = (int)p;
@@ -899,7 +1023,8 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
             /* The output's reader went away (| head): a quiet end. */
             exit_code = draining_sig ? 128 + draining_sig : CONVEYOR_EXIT_OK;
         } else {
-            report_cause(r, cause, cause_status);
+            if (!cause_reported)
+                report_cause(r, cause, cause_status);
             exit_code = CONVEYOR_EXIT_FAILED;
         }
     } else if (draining_sig) {
@@ -913,6 +1038,10 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
                     r->pstats[p].items_in, r->pstats[p].items_out, r->pstats[p].failed);
     }
 
+    if (restarts)
+        cv_warn("%u stage restart%s during the run", restarts, restarts == 1 ? "" : "s");
+    free(in_row);
+    free(done_at_crash);
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
     sigaction(SIGCHLD, &old_chld, NULL);
 cleanup:

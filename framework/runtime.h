@@ -41,6 +41,8 @@ typedef struct cv_proc_stats {
     volatile uint64_t items_in;
     volatile uint64_t items_out;
     volatile uint64_t failed;   /* items that failed and were skipped or dead-lettered */
+    volatile uint64_t done;     /* items finished (process returned) */
+    volatile uint64_t poison;   /* restart: dead-letter this item instead of processing it */
 } cv_proc_stats;
 
 typedef struct cv_run cv_run;

@@ -1,7 +1,7 @@
 # tests/e2e.mk - end-to-end tests: the real conveyor-host on real INI files.
 E2E_SOURCES = tests/harness.c tests/harness.h
 E2E_TESTS = tests/test_e2e_linear tests/test_e2e_failures tests/test_e2e_config \
-	tests/test_e2e_topology tests/test_e2e_abi
+	tests/test_e2e_topology tests/test_e2e_abi tests/test_e2e_restart
 check_PROGRAMS += $(E2E_TESTS)
 TESTS += $(E2E_TESTS)
 # The tests run conveyor-host and the plugins: build them first.
@@ -26,6 +26,10 @@ tests_test_e2e_topology_LDADD = $(CRITERION_LIBS)
 tests_test_e2e_abi_SOURCES = tests/test_e2e_abi.c $(E2E_SOURCES)
 tests_test_e2e_abi_CFLAGS = $(TEST_CFLAGS)
 tests_test_e2e_abi_LDADD = $(CRITERION_LIBS)
+
+tests_test_e2e_restart_SOURCES = tests/test_e2e_restart.c $(E2E_SOURCES)
+tests_test_e2e_restart_CFLAGS = $(TEST_CFLAGS)
+tests_test_e2e_restart_LDADD = $(CRITERION_LIBS)
 
 # Unit tests of graph validation and compilation.
 check_PROGRAMS += tests/test_graph

@@ -30,6 +30,7 @@
 #include <strings.h>
 #include <sys/prctl.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Items are quoted in messages up to this many bytes. */
 #define QUOTE_BYTES 60
@@ -580,6 +581,50 @@ static const conveyor_param_spec big_params[] = {
 
 /* --- the module ---------------------------------------------------------- */
 
+/* --- crash_on, crash_random: for supervised restarts ------------------------ */
+
+/* Crashes (SIGSEGV) whenever the item equals the item param: a poison item. */
+static int crash_on_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    const char *bad = conveyor_param(ctx, "item");
+    if (bad && strlen(bad) == len && memcmp(bad, item, len) == 0) {
+        die_of(ctx, SIGSEGV);
+        return -1;
+    }
+    return pass_on(ctx, item, len);
+}
+
+static const conveyor_param_spec crash_on_params[] = {
+    { "item", "the item that crashes the stage (SIGSEGV)" },
+    { NULL, NULL },
+};
+
+/* Emits each item twice (the first half of its output published before a
+ * crash would be), then crashes with probability p per item: restarts must
+ * lose nothing and duplicate nothing. */
+static int crash_random_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    static unsigned long long state;
+    const char *p = conveyor_param(ctx, "p");
+    double prob = p ? strtod(p, NULL) : 0.001;
+    if (!state)
+        state = ((unsigned long long)getpid() << 20) ^ (unsigned long long)time(NULL) ^ 0x9e3779b97f4a7c15ULL;
+    int rc = pass_on(ctx, item, len);
+    if (rc != 0)
+        return rc;
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    if ((double)(state >> 11) / 9007199254740992.0 < prob) {
+        die_of(ctx, SIGSEGV);
+        return -1;
+    }
+    return 0;
+}
+
+static const conveyor_param_spec crash_random_params[] = {
+    { "p", "probability of a crash per item, after emitting it (default 0.001)" },
+    { NULL, NULL },
+};
+
 /* --- ABI 1.1: forward, emit_begin/commit ---------------------------------- */
 
 static int forward_process(conveyor_ctx *ctx, const void *item, size_t len)
@@ -616,6 +661,10 @@ static void forward_in_fini(conveyor_ctx *ctx)
 }
 
 static const conveyor_stage stages[] = {
+    { .name = "crash_on", .summary = "crashes (SIGSEGV) on the item equal to its item param",
+      .process = crash_on_process, .params = crash_on_params },
+    { .name = "crash_random", .summary = "passes items on, crashing with probability p after each",
+      .process = crash_random_process, .params = crash_random_params },
     { .name = "forward", .summary = "passes every item on with conveyor_forward",
       .process = forward_process, .fini = forward_in_fini, .params = no_params },
     { .name = "reverse", .summary = "emits every item reversed, built in place",
