@@ -504,6 +504,11 @@ static int run_stage(cv_run *r)
         ctx->in_call = 0;
         if (ctx->emit_error)
             return exit_for_emit_error(ctx->emit_error);
+        if (ctx->begun) {
+            cv_error("%s: init returned with an item begun (conveyor_emit_begin) but not "
+                     "committed", who);
+            return CV_CHILD_INIT_FAILED;
+        }
         if (rc != 0) {
             cv_error("%s: init failed (returned %d); the pipeline does not start", who, rc);
             return CV_CHILD_INIT_FAILED;
@@ -587,6 +592,11 @@ static int run_stage(cv_run *r)
         ctx->in_call = 0;
         if (ctx->emit_error)
             return exit_for_emit_error(ctx->emit_error);
+        if (ctx->begun) {
+            cv_error("%s: fini returned with an item begun (conveyor_emit_begin) but not "
+                     "committed", who);
+            return CV_CHILD_ITEM_FAILED;
+        }
     }
     if (skipped) {
         if (st->on_error == CV_ON_ERROR_DEAD_LETTER)
@@ -790,10 +800,10 @@ static int restart_child(cv_run *r, int p, int status, unsigned *in_row, uint64_
             goto start;
         } else {
             if (item)
-                cv_error("%s was killed by SIG%s %u times in a row on item %" PRIu64 ", a poison "
+                cv_error("%s was killed by SIG%s %u time%s in a row on item %" PRIu64 ", a poison "
                          "item (on_error = dead-letter:PATH sets such items aside); the pipeline "
                          "is stopped", who, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", in_row[p],
-                         item);
+                         in_row[p] == 1 ? "" : "s", item);
             else
                 cv_error("%s was killed by SIG%s %u times in a row; the pipeline is stopped", who,
                          sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", in_row[p]);

@@ -84,3 +84,16 @@ Test(abi, module_built_for_abi_1_0_still_runs)
     run_ok("[old]\nplugin = abi10:identity\n[new]\nplugin = testplug:forward\n",
            "x\ny\n", "x\ny\nforward=-22\n");
 }
+
+Test(abi, uncommitted_item_in_fini_fails_the_stage)
+{
+    host_run r;
+    char *path = ini("[u]\nplugin = testplug:uncommitted_fini\n");
+    host_run_ini(&r, path, "a\n");
+    cr_assert_eq(r.status, 1, "status %d, stderr: %s", r.status, r.err);
+    cr_assert(strstr(r.err, "fini returned with an item begun (conveyor_emit_begin) but not committed"),
+              "stderr: %s", r.err);
+    cr_assert_eq(shm_left(r.pid), 0);
+    host_run_free(&r);
+    free(path);
+}

@@ -652,6 +652,11 @@ static int uncommitted_process(conveyor_ctx *ctx, const void *item, size_t len)
     return conveyor_emit_begin(ctx, len) ? 0 : -1;
 }
 
+static void uncommitted_fini(conveyor_ctx *ctx)
+{
+    (void)conveyor_emit_begin(ctx, 8);
+}
+
 /* forward outside process() is refused: fini emits what it returned. */
 static void forward_in_fini(conveyor_ctx *ctx)
 {
@@ -671,6 +676,8 @@ static const conveyor_stage stages[] = {
       .process = reverse_process, .params = no_params },
     { .name = "uncommitted", .summary = "begins an item and never commits it",
       .process = uncommitted_process, .params = no_params },
+    { .name = "uncommitted_fini", .summary = "passes items on; fini begins an item, never commits it",
+      .process = pass_process, .fini = uncommitted_fini, .params = no_params },
     { .name = "fail", .summary = "fails the at-th item",
       .init = fail_init, .process = fail_process, .fini = state_free, .params = fail_params },
     { .name = "crash", .summary = "raises a signal on the at-th item",
