@@ -108,3 +108,11 @@ int cv_channel_resume(cv_channel *ch)
     ch->ops->resume(ch);
     return 0;
 }
+
+void cv_channel_publish_partial(cv_channel *ch)
+{
+    if (ch->ops->publish_partial)
+        ch->ops->publish_partial(ch);
+    else
+        ch->ops->publish(ch);
+}

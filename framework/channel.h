@@ -116,6 +116,9 @@ uint64_t cv_channel_queued(const cv_channel *ch);  /* sent - received, shared */
  * what it had published and acknowledged.  Return 0, or -ENOTSUP. */
 int cv_channel_set_ack(cv_channel *ch, int ends);
 void cv_channel_ack(cv_channel *ch);
+/* As cv_channel_publish, in the middle of an item: an item by item producer
+ * publishes then only when its consumer has nothing else to read. */
+void cv_channel_publish_partial(cv_channel *ch);
 int cv_channel_resume(cv_channel *ch);
 void cv_channel_destroy(cv_channel *ch);
 
@@ -138,6 +141,7 @@ struct cv_channel_ops {
     void (*destroy)(cv_channel *ch);
     /* Supervised restarts (ring only; NULL where not supported). */
     void (*ack)(cv_channel *ch);
+    void (*publish_partial)(cv_channel *ch);
     void (*set_ack)(cv_channel *ch, int ends);
     void (*resume)(cv_channel *ch);
 };

@@ -200,7 +200,11 @@ static int make_room(ring_channel *ch, size_t size, unsigned char **where)
         if (ch->cap - (ch->wpos - ch->tail_cache) < need) {
             if (__atomic_load_n(&ch->sh->reader_gone, __ATOMIC_ACQUIRE))
                 return -EPIPE;
-            publish_head(ch, 1);    /* the consumer must see what is there */
+            /* The consumer must see what is there, but an item by item
+             * producer publishes part of an item only when the consumer has
+             * read everything else: else a crash would duplicate that part. */
+            if (!ch->ack_out || ch->tail_cache == ch->head_pub)
+                publish_head(ch, 1);
             return -EAGAIN;
         }
     }
@@ -328,6 +332,18 @@ static int ring_pending(const cv_channel *base)
 {
     const ring_channel *ch = (const ring_channel *)base;
     return ch->can_write && ch->head_pub != ch->wpos;
+}
+
+static void ring_publish_partial(cv_channel *base)
+{
+    ring_channel *ch = (ring_channel *)base;
+    if (ch->can_write && ch->ack_out &&
+        __atomic_load_n(&ch->sh->tail, __ATOMIC_ACQUIRE) != ch->head_pub)
+        return;     /* the consumer still has published records to read */
+    if (ch->can_write)
+        publish_head(ch, 1);
+    if (ch->can_read)
+        publish_tail(ch, ch->ack_in ? ch->acked : ch->rpos);
 }
 
 static void ring_publish(cv_channel *base)
@@ -623,6 +639,7 @@ static const struct cv_channel_ops ring_ops = {
     .queued = ring_queued,
     .destroy = ring_destroy,
     .ack = ring_ack,
+    .publish_partial = ring_publish_partial,
     .set_ack = ring_set_ack,
     .resume = ring_resume,
 };

@@ -115,8 +115,12 @@ int cv_run_wait(cv_run *r, cv_channel **reads, size_t nreads, int extra_fd)
      * the other side may sleep waiting for it too. */
     for (size_t i = 0; i < r->nins; i++)
         cv_channel_publish(r->ins[i]);
-    for (size_t i = 0; i < r->nouts; i++)
-        cv_channel_publish(r->outs[i]);
+    for (size_t i = 0; i < r->nouts; i++) {
+        if (r->ack && r->ctx.in_call)
+            cv_channel_publish_partial(r->outs[i]);
+        else
+            cv_channel_publish(r->outs[i]);
+    }
     if (r->sink_open && extra_fd < 0) {
         int rc = cv_writer_flush(&r->sink);
         if (rc < 0)
