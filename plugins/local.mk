@@ -7,14 +7,14 @@ pkglib_LTLIBRARIES += plugins/text.la plugins/math.la plugins/shm_demo.la
 PLUGIN_LDFLAGS = -module -avoid-version -no-undefined \
 	-export-symbols-regex '^conveyor_module_v1$$'
 
-plugins_text_la_SOURCES = plugins/text.c
+plugins_text_la_SOURCES = plugins/text.c plugins/quote.h
 plugins_text_la_LDFLAGS = $(AM_LDFLAGS) $(PLUGIN_LDFLAGS)
 plugins_text_la_LIBADD = framework/libconveyor.la
 
-plugins_math_la_SOURCES = plugins/math.c
+plugins_math_la_SOURCES = plugins/math.c plugins/quote.h
 plugins_math_la_LDFLAGS = $(AM_LDFLAGS) $(PLUGIN_LDFLAGS)
 plugins_math_la_LIBADD = framework/libconveyor.la $(MATH_LIBS)
 
-plugins_shm_demo_la_SOURCES = plugins/shm_demo.c
+plugins_shm_demo_la_SOURCES = plugins/shm_demo.c plugins/quote.h
 plugins_shm_demo_la_LDFLAGS = $(AM_LDFLAGS) $(PLUGIN_LDFLAGS)
 plugins_shm_demo_la_LIBADD = framework/libconveyor.la

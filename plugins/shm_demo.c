@@ -18,33 +18,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include "quote.h"
 
 #define SHM_BYTES 4
-
-/* Items are quoted in messages up to this many bytes. */
-#define QUOTE_BYTES 60
-#define QUOTE_SIZE (QUOTE_BYTES * 4 + 8)
-
-/* A printable, NUL-terminated, truncated rendering of an item for logs:
- * bytes outside printable ASCII (and the backslash) become \xNN. */
-static const char *quote(char out[QUOTE_SIZE], const void *item, size_t len)
-{
-    const unsigned char *p = item;
-    size_t o = 0, i;
-
-    for (i = 0; i < len && i < QUOTE_BYTES; i++) {
-        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\')
-            out[o++] = (char)p[i];
-        else
-            o += (size_t)snprintf(out + o, QUOTE_SIZE - o, "\\x%02x", p[i]);
-    }
-    if (i < len) {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o] = '\0';
-    return out;
-}
 
 /* Every stage checks the segment once, before the first item. */
 static int need_shm(conveyor_ctx *ctx)
