@@ -47,6 +47,23 @@ static void mark_closed(cv_in_chan *c)
     cv_channel_close_read(c->ch);
 }
 
+/* The next item of input I, watermarks skipped: 1 (and it becomes the one
+ * to acknowledge), 0 at its end (then closed), -EAGAIN, or -errno. */
+static int read_item(cv_inbox *ib, size_t i, cv_record *rec)
+{
+    cv_in_chan *c = &ib->in[i];
+    int rc;
+    while ((rc = cv_channel_recv(c->ch, rec)) == 1 && (rec->flags & CV_REC_WATERMARK))
+        ;
+    if (rc == 1) {
+        ib->next = i + 1;
+        ib->last = (int)i;
+    } else if (rc == 0) {
+        mark_closed(c);
+    }
+    return rc;
+}
+
 /* --- arrival ------------------------------------------------------------ */
 
 static int next_arrival(cv_inbox *ib, cv_record *rec)
@@ -58,21 +75,11 @@ static int next_arrival(cv_inbox *ib, cv_record *rec)
             cv_in_chan *c = &ib->in[i];
             if (!c->open)
                 continue;
-            int rc;
-            while ((rc = cv_channel_recv(c->ch, rec)) == 1 && (rec->flags & CV_REC_WATERMARK))
-                ;
-            if (rc == 1) {
-                ib->next = i + 1;
-                ib->last = (int)i;
-                return 1;
-            }
-            if (rc == 0) {
-                mark_closed(c);
-                continue;
-            }
-            if (rc != -EAGAIN)
+            int rc = read_item(ib, i, rec);
+            if (rc == 1 || (rc < 0 && rc != -EAGAIN))
                 return rc;
-            ib->waitlist[nwait++] = c->ch;
+            if (rc == -EAGAIN)
+                ib->waitlist[nwait++] = c->ch;
         }
         if (nwait == 0)
             return 0;
@@ -145,21 +152,11 @@ static int next_concat(cv_inbox *ib, cv_record *rec)
             }
             if (!c->open)
                 continue;
-            int rc;
-            while ((rc = cv_channel_recv(c->ch, rec)) == 1 && (rec->flags & CV_REC_WATERMARK))
-                ;
-            if (rc == 1) {
-                ib->next = i + 1;
-                ib->last = (int)i;
-                return 1;
-            }
-            if (rc == 0) {
-                mark_closed(c);
-                continue;
-            }
-            if (rc != -EAGAIN)
+            int rc = read_item(ib, i, rec);
+            if (rc == 1 || (rc < 0 && rc != -EAGAIN))
                 return rc;
-            ib->waitlist[nwait++] = c->ch;
+            if (rc == -EAGAIN)
+                ib->waitlist[nwait++] = c->ch;
         }
         if (current == 0) {
             /* This rank is done: the next one replays its spill first. */
