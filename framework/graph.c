@@ -460,15 +460,16 @@ static int mark_ordered(builder *b)
     size_t nt = 0;
     int rc = 0;
 
-    for (size_t p = 0; p < pl->nprocs; p++)
-        if (pl->procs[p].order == CV_ORDER_SOURCE)
-            todo[nt++] = (int)p;
+    /* A process is marked seen when pushed, so it is pushed once and todo
+     * never holds more than nprocs entries. */
     char *seen = cv_calloc(pl->nprocs, 1);
+    for (size_t p = 0; p < pl->nprocs; p++)
+        if (pl->procs[p].order == CV_ORDER_SOURCE) {
+            seen[p] = 1;
+            todo[nt++] = (int)p;
+        }
     while (nt && rc == 0) {
         int p = todo[--nt];
-        if (seen[p])
-            continue;
-        seen[p] = 1;
         cv_proc *pr = &pl->procs[p];
         if (pr->order == CV_ORDER_CONCAT) {
             int line, where;
@@ -485,6 +486,7 @@ static int mark_ordered(builder *b)
             cv_chan_desc *ch = &pl->chans[pr->inputs[i]];
             ch->ordered = 1;
             if (!seen[ch->from]) {
+                seen[ch->from] = 1;
                 todo[nt++] = ch->from;
             }
         }
@@ -497,6 +499,86 @@ static int mark_ordered(builder *b)
 static char *proc_label(const cv_stage_cfg *st, unsigned r)
 {
     return st->replicas > 1 ? cv_asprintf("%s[%u]", st->name, r) : cv_strdup(st->name);
+}
+
+/* --- size ------------------------------------------------------------- */
+
+/* A producer gets one channel per path to a consumer process, so forks
+ * joined again multiply them (k replicate/join diamonds in a row give 2^k)
+ * and replicas feeding replicas connect every pair.  Counted before
+ * anything is built, and refused past this. */
+#define MAX_CHANNELS 4096u
+
+static size_t sat_add(size_t a, size_t c)
+{
+    return a > SIZE_MAX - c ? SIZE_MAX : a + c;
+}
+
+static size_t sat_mul(size_t a, size_t c)
+{
+    return c && a > SIZE_MAX / c ? SIZE_MAX : a * c;
+}
+
+static size_t leaves_to(const builder *b, int n, size_t *memo);
+
+/* How many channels a route leaving node N ends in (as route_from). */
+static size_t leaves_from(const builder *b, int n, size_t *memo)
+{
+    const node *nd = &b->nodes[n];
+    return nd->nout == 0 ? 1 : leaves_to(b, nd->out[0], memo);
+}
+
+/* Same for a route entering N (as route_to); memo[n] is that plus one. */
+static size_t leaves_to(const builder *b, int n, size_t *memo)
+{
+    const cv_stage_cfg *st = &b->cfg->stages[n];
+    size_t total = 0;
+
+    if (memo[n])
+        return memo[n] - 1;
+    switch (st->type) {
+    case CV_TYPE_PROCESSOR:
+        total = st->replicas;
+        break;
+    case CV_TYPE_PIPE:
+    case CV_TYPE_JOIN:
+        total = leaves_from(b, n, memo);
+        break;
+    case CV_TYPE_REPLICATE:
+    case CV_TYPE_BALANCE:
+        for (size_t k = 0; k < b->nodes[n].nout; k++)
+            total = sat_add(total, leaves_to(b, b->nodes[n].out[k], memo));
+        break;
+    }
+    if (total == SIZE_MAX)
+        total--;
+    memo[n] = total + 1;
+    return total;
+}
+
+static int check_size(builder *b)
+{
+    const cv_config *cfg = b->cfg;
+    size_t *memo = cv_calloc(cfg->nstages, sizeof *memo);
+    size_t total = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < cfg->nstages; i++)
+        if (index_of(b->nodes[i].in, b->nodes[i].nin, SOURCE) >= 0) {
+            total = leaves_to(b, (int)i, memo);
+            break;
+        }
+    for (size_t i = 0; i < cfg->nstages && total <= MAX_CHANNELS; i++) {
+        const cv_stage_cfg *st = &cfg->stages[i];
+        if (st->type == CV_TYPE_PROCESSOR)
+            total = sat_add(total, sat_mul(st->replicas, leaves_from(b, (int)i, memo)));
+    }
+    if (total > MAX_CHANNELS)
+        rc = fail(b, cfg->stages[0].line, "the pipeline compiles to more than %u channels "
+                  "(forks joined again and replicas feeding replicas multiply them)",
+                  MAX_CHANNELS);
+    free(memo);
+    return rc;
 }
 
 int cv_plan_build(const cv_config *cfg, cv_plan **out, char *err, size_t errlen)
@@ -512,7 +594,7 @@ int cv_plan_build(const cv_config *cfg, cv_plan **out, char *err, size_t errlen)
     }
     b.nodes = cv_calloc(cfg->nstages, sizeof *b.nodes);
     if ((rc = resolve_inputs(&b)) || (rc = find_cycle(&b)) || (rc = check_shapes(&b)) ||
-        (rc = check_reachable(&b)))
+        (rc = check_reachable(&b)) || (rc = check_size(&b)))
         goto done;
 
     cv_plan *pl = cv_calloc(1, sizeof *pl);

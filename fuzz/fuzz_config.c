@@ -5,12 +5,19 @@
  * Besides crashes, leaks and hangs, which the sanitizers and libFuzzer see,
  * it checks what config.h and graph.h promise: a refused file gets a
  * "fuzz.ini:LINE: ..." message whose line is in the file, and an accepted
- * one compiles to a plan whose channels and routes hang together.
+ * one compiles to a plan whose channels and routes hang together.  The same
+ * bytes are also read as a file (a memfd), which sees NUL bytes the string
+ * loader stops at, and must be judged exactly as the string was.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "graph.h"
@@ -26,16 +33,17 @@ static void broken(const char *what, const char *detail)
     abort();
 }
 
-/* A refusal must say where: "fuzz.ini:LINE: text", LINE within the file
- * (one past its last line is allowed for "ends too early" messages). */
-static void check_message(const char *err, int lines, const char *stage)
+/* A refusal must say where: "PATH:LINE: text", LINE within the file (one
+ * past its last line is allowed for "ends too early" messages). */
+static void check_message(const char *err, const char *path, int lines, const char *stage)
 {
     const char *p = err;
+    size_t plen = strlen(path);
     long line = 0;
 
-    if (strncmp(p, PATH ":", strlen(PATH ":")) != 0)
+    if (strncmp(p, path, plen) != 0 || p[plen] != ':')
         broken(stage, err[0] ? err : "(empty message)");
-    p += strlen(PATH ":");
+    p += plen + 1;
     if (!isdigit((unsigned char)*p))
         broken(stage, err);
     while (isdigit((unsigned char)*p) && line <= 1000000)
@@ -97,6 +105,44 @@ static void check_plan(const cv_plan *pl, const cv_config *cfg)
         broken("some channel is read by no process", NULL);
 }
 
+/* Reads DATA as a file, through /proc/self/fd of a memfd made once.
+ * Without NUL bytes the verdict and message (but for the file name) must be
+ * those of the string loader, STR_RC and STR_ERR; with one, a refusal. */
+static void check_file_load(const uint8_t *data, size_t size, int str_rc, const char *str_err)
+{
+    static int fd = -1;
+    static char path[64];
+    char err[CV_ERR_MAX];
+    cv_config *cfg = NULL;
+    int lines = 1, rc;
+
+    if (fd < 0) {
+        if ((fd = memfd_create("fuzz.ini", MFD_CLOEXEC)) < 0)
+            broken("memfd_create failed", NULL);
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    }
+    if (ftruncate(fd, 0) < 0 || (size && pwrite(fd, data, size, 0) != (ssize_t)size))
+        broken("cannot write the memfd", NULL);
+    for (size_t i = 0; i < size; i++)
+        lines += data[i] == '\n';
+
+    rc = cv_config_load(path, &cfg, err, sizeof err);
+    if ((rc == 0) != (cfg != NULL) || rc > 0)
+        broken("cv_config_load's result and *out disagree", err);
+    if (memchr(data, '\0', size) != NULL) {
+        if (rc == 0)
+            broken("cv_config_load accepted a file with a NUL byte", NULL);
+        check_message(err, path, lines, "cv_config_load refused the file without FILE:LINE");
+        return;
+    }
+    if (rc != str_rc)
+        broken("cv_config_load and cv_config_load_string disagree",
+               rc < 0 ? err : str_err);
+    if (rc < 0 && strcmp(err + strlen(path), str_err + strlen(PATH)) != 0)
+        broken("cv_config_load and cv_config_load_string word it differently", err);
+    cv_config_free(cfg);
+}
+
 int cv_fuzz_config_one(const uint8_t *data, size_t size)
 {
     static FILE *devnull;
@@ -109,7 +155,8 @@ int cv_fuzz_config_one(const uint8_t *data, size_t size)
     if (devnull == NULL && (devnull = fopen("/dev/null", "w")) == NULL)
         broken("cannot open /dev/null", NULL);
 
-    /* The loader reads a C string: it ends at the first NUL, as lines do. */
+    /* The string loader sees the bytes up to the first NUL (the file
+     * loader, in check_file_load, sees them all). */
     text = malloc(size + 1);
     if (text == NULL)
         return 0;
@@ -123,8 +170,9 @@ int cv_fuzz_config_one(const uint8_t *data, size_t size)
     rc = cv_config_load_string(PATH, text, &cfg, err, sizeof err);
     if ((rc == 0) != (cfg != NULL) || rc > 0)
         broken("cv_config_load_string's result and *out disagree", err);
+    check_file_load(data, size, rc, err);
     if (rc < 0) {
-        check_message(err, lines, "cv_config_load_string refused the file without FILE:LINE");
+        check_message(err, PATH, lines, "cv_config_load_string refused the file without FILE:LINE");
         free(text);
         return 0;
     }
@@ -134,7 +182,7 @@ int cv_fuzz_config_one(const uint8_t *data, size_t size)
     if ((rc == 0) != (pl != NULL) || rc > 0)
         broken("cv_plan_build's result and *out disagree", err);
     if (rc < 0) {
-        check_message(err, lines, "cv_plan_build refused the graph without FILE:LINE");
+        check_message(err, PATH, lines, "cv_plan_build refused the graph without FILE:LINE");
     } else {
         check_plan(pl, cfg);
         if (cv_plan_write_dot(pl, devnull) != 0)
