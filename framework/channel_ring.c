@@ -76,6 +76,7 @@ typedef struct ring_channel {
     int outstanding;                /* consumer: an item handed out, not acked */
     /* producer */
     uint64_t wpos, head_pub, head_rung, tail_cache;
+    int want_space;                 /* a send found the ring full */
     unsigned unpub;
     uint64_t sent;
     size_t frag_off;                /* a fragmented record under way */
@@ -205,9 +206,11 @@ static int make_room(ring_channel *ch, size_t size, unsigned char **where)
              * read everything else: else a crash would duplicate that part. */
             if (!ch->ack_out || ch->tail_cache == ch->head_pub)
                 publish_head(ch, 1);
+            ch->want_space = 1;
             return -EAGAIN;
         }
     }
+    ch->want_space = 0;
     if (skip) {
         unsigned char *w = ch->sh->data + off;
         uint32_t wf = F_WRAP, z = 0;
@@ -531,8 +534,12 @@ static int readable(const ring_channel *ch)
            __atomic_load_n(&ch->sh->closed, __ATOMIC_ACQUIRE);
 }
 
+/* Only a channel that found itself full waits for space: any other output
+ * is always "writable" and would turn every wait into a busy loop. */
 static int writable(const ring_channel *ch)
 {
+    if (!ch->want_space)
+        return 0;
     return __atomic_load_n(&ch->sh->tail, __ATOMIC_ACQUIRE) != ch->tail_cache ||
            __atomic_load_n(&ch->sh->reader_gone, __ATOMIC_ACQUIRE);
 }
