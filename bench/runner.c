@@ -3,25 +3,31 @@
  * CPU time of everything it started, and optionally the peak total PSS of
  * its process tree.  Used by bench/run for every timed run.
  *
- *   runner [-r FILE] [-s STALL_S] [-t TIMEOUT_S] [-i MS] [-p] -- CMD [ARG...]
+ *   runner [-r FILE] [-s STALL_S] [-t TIMEOUT_S] [-i MS] [-p] [-v] -- CMD [ARG...]
  *
  *   -r FILE     write the result line there (default: stderr)
- *   -s STALL_S  kill the command when its processes together used no CPU
- *               for this long (default 5; 0: never): a pipeline that
- *               deadlocks shows up as "stalled", not as a hung benchmark
- *   -t TIMEOUT  kill it after this many seconds in any case (default 600)
+ *   -s STALL_S  stop the command when its processes together used less
+ *               than 20 ms of CPU in this long (default 5; 0: never): a
+ *               pipeline that deadlocks shows up as "stalled", not as a
+ *               hung benchmark
+ *   -t TIMEOUT  stop it after this many seconds in any case (default 600)
  *   -i MS       sampling interval (default 100)
  *   -p          sample the sum of Pss over the process tree
  *               (/proc/PID/smaps_rollup) and report the peak
+ *   -v          print every sample to stderr (time, processes, CPU, Pss)
  *
  * The result is one line of key=value pairs:
- *   status=exit:0|signal:N|stalled|timeout elapsed=S cpu=S peak_pss_kib=N
+ *   status=exit:N|signal:N|stalled|timeout|interrupted elapsed=S cpu=S
+ *   peak_pss_kib=N others=C
+ * where others is how many cores the rest of the machine kept busy, on
+ * average, while the command ran (from /proc/stat; -1 when unknown).
  *
  * Why a program and not bash: the end of the run must be seen at once
  * (SIGCHLD, not a polling loop), the tree must be sampled cheaply while
- * it runs, and a hung tree must be killed whole.  The command runs in a
- * process group of its own and the runner is its subreaper, so a killed
- * tree leaves nothing behind.
+ * it runs, and a hung tree must be stopped whole.  The command runs in a
+ * process group of its own and the runner is its subreaper, so a stopped
+ * tree leaves no process behind (and conveyor-host, stopped with two
+ * SIGTERMs before any SIGKILL, no shared-memory segment either).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -37,6 +43,13 @@
 #include <unistd.h>
 
 #define MAX_PROCS 4096
+/* Less CPU than this in STALL_S seconds, all processes together, is a hang. */
+#define STALL_CPU_NS 20000000ULL
+
+static double tv_s(struct timeval tv)
+{
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
 
 static double now_s(void)
 {
@@ -151,6 +164,51 @@ static unsigned long long pss_kib(int pid)
     return kib;
 }
 
+/* CPU seconds the whole machine has spent busy (not idle, not waiting
+ * for I/O) since boot, from the first line of /proc/stat; -1 if unknown. */
+static double machine_busy_s(void)
+{
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                   &v[3], &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n < 8)
+        return -1;
+    /* user nice system idle iowait irq softirq steal */
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* Stops a command that hangs: SIGTERM twice to its process group (a
+ * second signal makes conveyor-host stop at once, still removing its
+ * shared-memory segment), then SIGKILL to the group and to anything of
+ * the tree that left it, once CHILD is gone or after 3 s. */
+static void stop_tree(pid_t child, int self, int *tree)
+{
+    kill(-child, SIGTERM);
+    sleep_ms(200);
+    kill(-child, SIGTERM);
+    for (int i = 0; i < 60; i++) {
+        int st;
+        if (waitpid(child, &st, WNOHANG) == child)
+            break;
+        sleep_ms(50);
+    }
+    kill(-child, SIGKILL);
+    size_t n = descendants(self, tree, MAX_PROCS);
+    for (size_t i = 0; i < n; i++)
+        kill(tree[i], SIGKILL);
+}
+
 static volatile sig_atomic_t interrupted;
 
 static void on_signal(int sig)
@@ -160,7 +218,8 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: runner [-r FILE] [-s STALL_S] [-t TIMEOUT_S] [-i MS] [-p] -- CMD [ARG...]\n");
+    fprintf(stderr, "usage: runner [-r FILE] [-s STALL_S] [-t TIMEOUT_S] [-i MS] [-p] [-v] "
+                    "-- CMD [ARG...]\n");
 }
 
 int main(int argc, char **argv)
@@ -168,15 +227,16 @@ int main(int argc, char **argv)
     const char *result_path = NULL;
     double stall_s = 5, timeout_s = 600;
     long interval_ms = 100;
-    int want_pss = 0, opt;
+    int want_pss = 0, verbose = 0, opt;
 
-    while ((opt = getopt(argc, argv, "+r:s:t:i:p")) != -1) {
+    while ((opt = getopt(argc, argv, "+r:s:t:i:pv")) != -1) {
         switch (opt) {
         case 'r': result_path = optarg; break;
         case 's': stall_s = atof(optarg); break;
         case 't': timeout_s = atof(optarg); break;
         case 'i': interval_ms = atol(optarg); break;
         case 'p': want_pss = 1; break;
+        case 'v': verbose = 1; break;
         default: usage(); return 2;
         }
     }
@@ -197,8 +257,10 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
 
-    struct rusage ru0, ru1;
+    struct rusage ru0, ru1, self0, self1;
     getrusage(RUSAGE_CHILDREN, &ru0);
+    getrusage(RUSAGE_SELF, &self0);
+    double busy0 = machine_busy_s();
     double t0 = now_s();
     pid_t child = fork();
     if (child < 0) {
@@ -241,13 +303,16 @@ int main(int argc, char **argv)
                 break;
         }
         if (interrupted) {
-            kill(-child, SIGKILL);
             verdict = "interrupted";
             break;
         }
         size_t n = descendants(self, tree, MAX_PROCS);
         unsigned long long cpu = 0, pss = 0;
-        for (size_t i = 0; i < n; i++) {
+        /* Newest first: the first process (the host) is read last.  A
+         * page mapped by more processes between two reads is counted at
+         * a larger share in the earlier read, so reading the long-lived
+         * mapper first overstates the total while the others fault in. */
+        for (size_t i = n; i-- > 0;) {
             cpu += cpu_ns(tree[i]);
             if (want_pss)
                 pss += pss_kib(tree[i]);
@@ -255,7 +320,12 @@ int main(int argc, char **argv)
         if (pss > peak)
             peak = pss;
         double t = now_s();
-        if (cpu != last_cpu) {
+        if (verbose)
+            fprintf(stderr, "runner: t=%.3f procs=%zu cpu_ms=%.1f pss_kib=%llu\n", t - t0, n,
+                    (double)cpu / 1e6, pss);
+        /* Progress is real work: the host's supervisor wakes up once a
+         * second even when everything else is stuck. */
+        if (cpu > last_cpu + STALL_CPU_NS || cpu < last_cpu) {
             last_cpu = cpu;
             last_progress = t;
         }
@@ -269,12 +339,8 @@ int main(int argc, char **argv)
         }
     }
     if (!done) {
-        /* Kill the whole group (and anything that left it), then reap. */
         t_end = now_s();
-        kill(-child, SIGKILL);
-        size_t n = descendants(self, tree, MAX_PROCS);
-        for (size_t i = 0; i < n; i++)
-            kill(tree[i], SIGKILL);
+        stop_tree(child, self, tree);
     }
     /* Reap the killed tree, or orphans a finished command left. */
     for (;;) {
@@ -284,11 +350,21 @@ int main(int argc, char **argv)
         if (p <= 0)
             break;
     }
+    double busy1 = machine_busy_s();
     getrusage(RUSAGE_CHILDREN, &ru1);
-    double cpu_s = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
-                   (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
-                   (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
-                   (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+    getrusage(RUSAGE_SELF, &self1);
+    double cpu_s = tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime) +
+                   tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime);
+    double own_s = tv_s(self1.ru_utime) - tv_s(self0.ru_utime) + tv_s(self1.ru_stime) -
+                   tv_s(self0.ru_stime);
+    /* What everything else on the machine used meanwhile, in cores: other
+     * users' work takes cores from the command and makes its figure low. */
+    double others = -1;
+    if (busy0 >= 0 && busy1 >= 0 && t_end > t0) {
+        others = (busy1 - busy0 - cpu_s - own_s) / (t_end - t0);
+        if (others < 0)
+            others = 0;
+    }
 
     char st_text[32];
     if (verdict)
@@ -303,8 +379,8 @@ int main(int argc, char **argv)
         perror(result_path);
         return 2;
     }
-    fprintf(out, "status=%s elapsed=%.6f cpu=%.3f peak_pss_kib=%llu\n", st_text, t_end - t0,
-            cpu_s, peak);
+    fprintf(out, "status=%s elapsed=%.6f cpu=%.3f peak_pss_kib=%llu others=%.2f\n", st_text,
+            t_end - t0, cpu_s, peak, others);
     if (out != stderr)
         fclose(out);
     return verdict ? 1 : 0;
