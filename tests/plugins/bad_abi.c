@@ -4,27 +4,6 @@
  * because the macro always stamps the current version.  The host must
  * refuse it at load time, naming both versions.
  */
-#include <conveyor/plugin.h>
+#include "hand_made.h"
 
-static int identity(conveyor_ctx *ctx, const void *item, size_t len)
-{
-    return conveyor_emit(ctx, item, len);
-}
-
-static const conveyor_param_spec no_params[] = { { NULL, NULL } };
-
-static const conveyor_stage stages[] = {
-    { .name = "identity", .summary = "passes items on", .process = identity,
-      .params = no_params },
-    { .name = NULL },
-};
-
-CONVEYOR_EXPORT extern const conveyor_module conveyor_module_v1;
-const conveyor_module conveyor_module_v1 = {
-    .abi_major = 99,
-    .abi_minor = 0,
-    .size = (uint32_t)sizeof(conveyor_module),
-    .name = "bad_abi",
-    .version = "1.0",
-    .stages = stages,
-};
+HAND_MADE_MODULE("bad_abi", 99, 0, sizeof(conveyor_module));

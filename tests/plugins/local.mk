@@ -12,15 +12,15 @@ tests_plugins_testplug_la_SOURCES = tests/plugins/testplug.c
 tests_plugins_testplug_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
 tests_plugins_testplug_la_LIBADD = framework/libconveyor.la
 
-tests_plugins_bad_abi_la_SOURCES = tests/plugins/bad_abi.c
+tests_plugins_bad_abi_la_SOURCES = tests/plugins/bad_abi.c tests/plugins/hand_made.h
 tests_plugins_bad_abi_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
 tests_plugins_bad_abi_la_LIBADD = framework/libconveyor.la
 
-tests_plugins_newer_minor_la_SOURCES = tests/plugins/newer_minor.c
+tests_plugins_newer_minor_la_SOURCES = tests/plugins/newer_minor.c tests/plugins/hand_made.h
 tests_plugins_newer_minor_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
 tests_plugins_newer_minor_la_LIBADD = framework/libconveyor.la
 
-tests_plugins_small_size_la_SOURCES = tests/plugins/small_size.c
+tests_plugins_small_size_la_SOURCES = tests/plugins/small_size.c tests/plugins/hand_made.h
 tests_plugins_small_size_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
 tests_plugins_small_size_la_LIBADD = framework/libconveyor.la
 
@@ -32,6 +32,6 @@ tests_plugins_no_process_la_SOURCES = tests/plugins/no_process.c
 tests_plugins_no_process_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
 
 # Built as ABI 1.0 modules were: a 1.1 host keeps running it.
-tests_plugins_abi10_la_SOURCES = tests/plugins/abi10.c
+tests_plugins_abi10_la_SOURCES = tests/plugins/abi10.c tests/plugins/hand_made.h
 tests_plugins_abi10_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
 tests_plugins_abi10_la_LIBADD = framework/libconveyor.la

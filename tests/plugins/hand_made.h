@@ -1,0 +1,32 @@
+/*
+ * hand_made.h - the one stage (identity) of the test modules whose
+ * descriptor is written by hand to test the host's ABI checks, and the
+ * macro that writes that descriptor with the fields under test.
+ */
+#ifndef CONVEYOR_TEST_HAND_MADE_H
+#define CONVEYOR_TEST_HAND_MADE_H
+
+#include <conveyor/plugin.h>
+
+static int identity(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    return conveyor_emit(ctx, item, len);
+}
+
+static const conveyor_param_spec no_params[] = { { NULL, NULL } };
+
+static const conveyor_stage stages[] = {
+    { .name = "identity", .summary = "passes items on", .process = identity,
+      .params = no_params },
+    { .name = NULL },
+};
+
+/* A descriptor with the given version and size, not the ones
+ * CONVEYOR_MODULE() would stamp. */
+#define HAND_MADE_MODULE(mod_name, major, minor, sz)                          \
+    CONVEYOR_EXPORT extern const conveyor_module conveyor_module_v1;          \
+    const conveyor_module conveyor_module_v1 = {                              \
+        .abi_major = (major), .abi_minor = (minor), .size = (uint32_t)(sz),   \
+        .name = (mod_name), .version = "1.0", .stages = stages}
+
+#endif
