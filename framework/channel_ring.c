@@ -109,13 +109,17 @@ static long futex(uint32_t *addr, int op, uint32_t val, const struct timespec *t
     return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
 }
 
+static void wake_bell(cv_bell *b)
+{
+    __atomic_add_fetch(&b->word, 1, __ATOMIC_SEQ_CST);
+    futex(&b->word, FUTEX_WAKE, INT_MAX, NULL);
+}
+
 static void ring_bell(cv_bell *b)
 {
     /* The caller published and fenced; wake only a sleeper. */
-    if (__atomic_load_n(&b->waiting, __ATOMIC_RELAXED)) {
-        __atomic_add_fetch(&b->word, 1, __ATOMIC_SEQ_CST);
-        futex(&b->word, FUTEX_WAKE, INT_MAX, NULL);
-    }
+    if (__atomic_load_n(&b->waiting, __ATOMIC_RELAXED))
+        wake_bell(b);
 }
 
 cv_channel *cv_channel_create_ring(cv_channel_stats *stats, size_t max_item, size_t capacity,
@@ -373,8 +377,7 @@ static int ring_close_write(cv_channel *base)
     publish_head(ch, 1);
     __atomic_store_n(&ch->sh->closed, 1, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    __atomic_add_fetch(&ch->cons_bell->word, 1, __ATOMIC_SEQ_CST);
-    futex(&ch->cons_bell->word, FUTEX_WAKE, INT_MAX, NULL);
+    wake_bell(ch->cons_bell);    /* end of stream: wake it even if not asleep yet */
     ch->can_write = 0;
     return 0;
 }
@@ -518,8 +521,7 @@ static void ring_close_read(cv_channel *base)
         return;
     __atomic_store_n(&ch->sh->reader_gone, 1, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    __atomic_add_fetch(&ch->prod_bell->word, 1, __ATOMIC_SEQ_CST);
-    futex(&ch->prod_bell->word, FUTEX_WAKE, INT_MAX, NULL);
+    wake_bell(ch->prod_bell);    /* end of stream: wake it even if not asleep yet */
     ch->can_read = 0;
     free(ch->frag);
     ch->frag = NULL;

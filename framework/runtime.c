@@ -769,6 +769,13 @@ static size_t ring_capacity(const cv_plan *plan)
     return 8 * 1024 * 1024;
 }
 
+/* "SEGV" for SIGSEGV, "?" when the C library does not know the signal. */
+static const char *sig_name(int sig)
+{
+    const char *n = sigabbrev_np(sig);
+    return n ? n : "?";
+}
+
 /* A stage with restart = on-failure died by a signal: start a new process
  * for it, unless it crashed max_restarts times in a row without finishing an
  * item (then the item is a poison item: dead-lettered when the stage has a
@@ -797,7 +804,7 @@ static int restart_child(cv_run *r, int p, int status, unsigned *in_row, uint64_
         if (item && st->on_error == CV_ON_ERROR_DEAD_LETTER) {
             cv_warn("%s was killed by SIG%s %u times in a row on item %" PRIu64 ", a poison item; "
                     "restarting it to write the item to '%s' instead",
-                    who, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", in_row[p], item,
+                    who, sig_name(sig), in_row[p], item,
                     st->dead_letter_path);
             ps->poison = item;
             in_row[p] = 0;
@@ -806,21 +813,21 @@ static int restart_child(cv_run *r, int p, int status, unsigned *in_row, uint64_
             if (item)
                 cv_error("%s was killed by SIG%s %u time%s in a row on item %" PRIu64 ", a poison "
                          "item (on_error = dead-letter:PATH sets such items aside); the pipeline "
-                         "is stopped", who, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", in_row[p],
+                         "is stopped", who, sig_name(sig), in_row[p],
                          in_row[p] == 1 ? "" : "s", item);
             else
                 cv_error("%s was killed by SIG%s %u times in a row; the pipeline is stopped", who,
-                         sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", in_row[p]);
+                         sig_name(sig), in_row[p]);
             return -1;
         }
     }
     if (item)
         cv_warn("%s was killed by SIG%s while processing item %" PRIu64 "; restarting it "
-                "(%u of %u in a row)", who, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", item,
+                "(%u of %u in a row)", who, sig_name(sig), item,
                 in_row[p], st->max_restarts);
     else
         cv_warn("%s was killed by SIG%s between items; restarting it (%u of %u in a row)", who,
-                sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", in_row[p], st->max_restarts);
+                sig_name(sig), in_row[p], st->max_restarts);
 start:
     ps->current = 0;
     /* A short backoff, growing with the crashes in a row. */
@@ -870,8 +877,8 @@ static void report_cause(cv_run *r, int p, int status)
             snprintf(where, sizeof where, " while processing item %" PRIu64, cur);
         else
             where[0] = '\0';
-        cv_error("%s was killed by SIG%s (%s)%s; the pipeline is stopped", who, sigabbrev_np(sig)
-                 ? sigabbrev_np(sig) : "?", strsignal(sig), where);
+        cv_error("%s was killed by SIG%s (%s)%s; the pipeline is stopped", who, sig_name(sig),
+                 strsignal(sig), where);
     } else if (WEXITSTATUS(status) != CV_CHILD_OK && WEXITSTATUS(status) != CV_CHILD_OUTPUT_CLOSED) {
         /* The child said why; name the consequence. */
         cv_error("the pipeline is stopped: %s failed", who);
@@ -944,6 +951,9 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
     sigemptyset(&sa_chld.sa_mask);
     sigaction(SIGCHLD, &sa_chld, &old_chld);
     sigprocmask(SIG_BLOCK, &wait_set, &old_mask);
+    /* Children (and restarted ones) start from the caller's mask. */
+    sigset_t child_mask = old_mask;
+    sigdelset(&child_mask, SIGCHLD);
     fflush(NULL);
 
     for (size_t p = 0; p < nprocs; p++) {
@@ -954,8 +964,6 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
             break;
         }
         if (pid == 0) {
-            sigset_t child_mask = old_mask;
-            sigdelset(&child_mask, SIGCHLD);
             child_main(r, (int)p, &child_mask, 0);
         }
         pids[p] = pid;
@@ -969,8 +977,6 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
     if (r->out_fd > STDERR_FILENO)
         close(r->out_fd);
 
-    sigset_t child_mask = old_mask;
-    sigdelset(&child_mask, SIGCHLD);
     unsigned *in_row = cv_calloc(nprocs, sizeof *in_row);       /* crashes without progress */
     uint64_t *done_at_crash = cv_calloc(nprocs, sizeof *done_at_crash);
     unsigned restarts = 0;
@@ -991,7 +997,7 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
                 draining_sig = sig;
                 if (cv_log_level >= 2)
                     cv_info("received SIG%s: finishing the items in flight (send it again to stop at once)",
-                            sigabbrev_np(sig));
+                            sig_name(sig));
                 if (pids[0] > 0)
                     kill(pids[0], SIGUSR1);
             } else if (!stopping) {
