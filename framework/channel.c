@@ -19,6 +19,11 @@ int cv_channel_send(cv_channel *ch, uint64_t seq, uint32_t flags, const void *da
     return ch->ops->send(ch, seq, flags, data, len);
 }
 
+int cv_channel_send_ref(cv_channel *ch, uint64_t seq, cv_ref ref, uint32_t off, uint32_t len)
+{
+    return ch->ops->send_ref ? ch->ops->send_ref(ch, seq, ref, off, len) : -ENOTSUP;
+}
+
 void *cv_channel_reserve(cv_channel *ch, size_t max_len)
 {
     return ch->ops->reserve(ch, max_len);

@@ -24,6 +24,8 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "pool.h"
+
 /* A watermark carries no item: "the producer is done with every source item
  * up to seq" (used only on channels feeding an order = source join). */
 #define CV_REC_WATERMARK 1u
@@ -33,6 +35,7 @@ typedef struct cv_record {
     uint32_t flags;
     uint32_t len;
     const void *data;     /* valid until the next receive on this channel */
+    uint64_t ref;         /* the pool block DATA lies in (by reference), or 0 */
 } cv_record;
 
 /* Counters the producer and the consumer publish, in memory shared by all
@@ -65,9 +68,10 @@ void cv_ring_set_spin_limit(long ns);
 
 /* A single-producer single-consumer ring of CAPACITY bytes (a power of two)
  * in an anonymous shared mapping; PRODUCER and CONSUMER are the bells of
- * the two processes. */
+ * the two processes.  POOL (or NULL) is where the items of the references
+ * it carries live. */
 cv_channel *cv_channel_create_ring(cv_channel_stats *stats, size_t max_item, size_t capacity,
-                                   cv_bell *producer, cv_bell *consumer);
+                                   cv_bell *producer, cv_bell *consumer, cv_pool *pool);
 
 enum cv_channel_end { CV_END_NONE = 0, CV_END_WRITE = 1, CV_END_READ = 2 };
 /* After fork: keep the given ends of this channel, close the others. */
@@ -75,6 +79,11 @@ void cv_channel_keep(cv_channel *ch, int ends);
 
 /* Producer side.  0 or -errno (-EPIPE: the consumer is gone). */
 int cv_channel_send(cv_channel *ch, uint64_t seq, uint32_t flags, const void *data, size_t len);
+/* Sends a reference to LEN bytes at offset OFF of pool block REF; the
+ * record owns one count of the block, which the caller took for it
+ * (cv_pool_hold) and which the consumer drops when done with the record.
+ * 0, -EAGAIN, -EPIPE, or -ENOTSUP (a transport without references). */
+int cv_channel_send_ref(cv_channel *ch, uint64_t seq, cv_ref ref, uint32_t off, uint32_t len);
 /* Writes out buffered records; WAIT: until all are out, else what fits. */
 int cv_channel_flush(cv_channel *ch, int wait);
 int cv_channel_pending(const cv_channel *ch);   /* buffered bytes not yet out */
@@ -127,6 +136,7 @@ void cv_channel_destroy(cv_channel *ch);
 struct cv_channel_ops {
     void (*keep)(cv_channel *ch, int ends);
     int (*send)(cv_channel *ch, uint64_t seq, uint32_t flags, const void *data, size_t len);
+    int (*send_ref)(cv_channel *ch, uint64_t seq, cv_ref ref, uint32_t off, uint32_t len);
     void *(*reserve)(cv_channel *ch, size_t max_len);
     int (*commit)(cv_channel *ch, uint64_t seq, size_t len);
     int (*flush)(cv_channel *ch, int wait);

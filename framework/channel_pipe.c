@@ -239,6 +239,7 @@ static int pipe_recv(cv_channel *base, cv_record *rec)
                 rec->flags = get_u32(p + 8);
                 rec->len = len;
                 rec->data = p + HDR;
+                rec->ref = 0;
                 ch->rstart += HDR + len;
                 if (!(rec->flags & CV_REC_WATERMARK)) {
                     ch->received++;

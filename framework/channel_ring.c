@@ -6,7 +6,9 @@
  * shared mapping made before the fork.  Records are a 16-byte header (seq,
  * flags, len) and the item, padded to 16 bytes; a record that would cross
  * the end is preceded by a wrap marker; a record larger than a quarter of
- * the ring travels as fragments the consumer joins again.
+ * the ring travels as fragments the consumer joins again.  A large item in
+ * the shared pool (pool.h) travels as a reference record: block, offset and
+ * length, 32 bytes whatever the item's size.
  *
  * What made it fast (../shared/PERF-NOTES.md): positions are published in
  * batches, each side caches the other's position and reads the shared one
@@ -37,7 +39,9 @@
 #define F_WRAP 0x80000000u      /* skip to the start of the ring */
 #define F_FRAG 0x40000000u      /* more of this record follows */
 #define F_ABORT 0x20000000u     /* a restarted producer: drop any partial record */
-#define F_INTERNAL (F_WRAP | F_FRAG | F_ABORT)
+#define F_REF 0x10000000u       /* the record is a reference into the pool */
+#define F_INTERNAL (F_WRAP | F_FRAG | F_ABORT | F_REF)
+#define REF_LEN 16              /* a reference: block (8), offset (4), length (4) */
 #define MAX_SPIN_NS 20000
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -51,9 +55,11 @@
 typedef struct ring_shared {
     /* written by the producer */
     _Alignas(64) uint64_t head;     /* bytes published */
+    uint64_t ref_sent;              /* item bytes sent by reference, up to head */
     uint32_t closed;                /* end of stream, after the last head */
     /* written by the consumer */
     _Alignas(64) uint64_t tail;     /* bytes freed */
+    uint64_t ref_freed;             /* item bytes by reference it is done with */
     uint32_t reader_gone;
     _Alignas(64) unsigned char data[];
 } ring_shared;
@@ -65,6 +71,7 @@ typedef struct ring_channel {
     size_t cap, mask;
     cv_bell *prod_bell, *cons_bell;
     cv_channel_stats *stats;
+    cv_pool *pool;
     size_t max_item;
     int can_write, can_read;
     /* A stage with restart = on-failure acknowledges each item: its input's
@@ -76,6 +83,7 @@ typedef struct ring_channel {
     int outstanding;                /* consumer: an item handed out, not acked */
     /* producer */
     uint64_t wpos, head_pub, head_rung, tail_cache;
+    uint64_t ref_sent, ref_freed_cache;
     int want_space;                 /* a send found the ring full */
     unsigned unpub;
     uint64_t sent;
@@ -87,6 +95,9 @@ typedef struct ring_channel {
     uint64_t received;
     unsigned char *frag;
     size_t fragcap, fraglen;
+    cv_ref held;                    /* the reference handed out last, until released */
+    uint32_t held_len;
+    uint64_t ref_freed;
     int eof;
 } ring_channel;
 
@@ -123,7 +134,7 @@ static void ring_bell(cv_bell *b)
 }
 
 cv_channel *cv_channel_create_ring(cv_channel_stats *stats, size_t max_item, size_t capacity,
-                                   cv_bell *producer, cv_bell *consumer)
+                                   cv_bell *producer, cv_bell *consumer, cv_pool *pool)
 {
     if (capacity < 4096 || (capacity & (capacity - 1))) {
         errno = EINVAL;
@@ -142,6 +153,7 @@ cv_channel *cv_channel_create_ring(cv_channel_stats *stats, size_t max_item, siz
     ch->prod_bell = producer;
     ch->cons_bell = consumer;
     ch->stats = stats;
+    ch->pool = pool;
     ch->max_item = max_item;
     ch->can_write = ch->can_read = 1;
     return &ch->base;
@@ -173,6 +185,7 @@ static void ring_keep(cv_channel *base, int ends)
 static void publish_head(ring_channel *ch, int wake)
 {
     if (ch->head_pub != ch->wpos) {
+        __atomic_store_n(&ch->sh->ref_sent, ch->ref_sent, __ATOMIC_RELAXED);
         __atomic_store_n(&ch->sh->head, ch->wpos, __ATOMIC_RELEASE);
         ch->head_pub = ch->wpos;
         ch->unpub = 0;
@@ -301,6 +314,53 @@ static int ring_send(cv_channel *base, uint64_t seq, uint32_t flags, const void 
     return 0;
 }
 
+/* A reference record is 32 bytes, but the item it stands for counts against
+ * the channel's capacity as if it were in the ring: a channel holds at most
+ * its capacity in items however they travel (one item always fits), so
+ * references cannot run ahead and fill the pool behind a slow consumer. */
+static int ref_budget(ring_channel *ch, uint32_t len)
+{
+    if (ch->ref_sent - ch->ref_freed_cache + len <= ch->cap || ch->ref_sent == ch->ref_freed_cache)
+        return 0;
+    /* The tail first: the consumer stores ref_freed before it publishes the
+     * tail, so a tail that moved after this look brings budget with it. */
+    uint64_t tail = __atomic_load_n(&ch->sh->tail, __ATOMIC_ACQUIRE);
+    ch->ref_freed_cache = __atomic_load_n(&ch->sh->ref_freed, __ATOMIC_ACQUIRE);
+    if (ch->ref_sent - ch->ref_freed_cache + len <= ch->cap || ch->ref_sent == ch->ref_freed_cache)
+        return 0;
+    if (__atomic_load_n(&ch->sh->reader_gone, __ATOMIC_ACQUIRE))
+        return -EPIPE;
+    if (!ch->ack_out || __atomic_load_n(&ch->sh->tail, __ATOMIC_ACQUIRE) == ch->head_pub)
+        publish_head(ch, 1);
+    /* The consumer publishes its tail with every reference it is done with,
+     * so waiting for the tail to move is waiting for budget. */
+    ch->tail_cache = tail;
+    ch->want_space = 1;
+    return -EAGAIN;
+}
+
+static int ring_send_ref(cv_channel *base, uint64_t seq, cv_ref ref, uint32_t off, uint32_t len)
+{
+    ring_channel *ch = (ring_channel *)base;
+    unsigned char r[REF_LEN];
+    if (ch->frag_off)
+        return -EAGAIN;     /* nothing may come between a record's pieces */
+    int rc = ch->abort_pending ? put_abort(ch) : 0;
+    if (rc == 0)
+        rc = ref_budget(ch, len);
+    if (rc < 0)
+        return rc;
+    memcpy(r, &ref, 8);
+    memcpy(r + 8, &off, 4);
+    memcpy(r + 12, &len, 4);
+    rc = put_record(ch, seq, F_REF, r, REF_LEN);
+    if (rc == 0) {
+        ch->sent++;
+        ch->ref_sent += len;
+    }
+    return rc;
+}
+
 static void *ring_reserve(cv_channel *base, size_t max_len)
 {
     ring_channel *ch = (ring_channel *)base;
@@ -384,14 +444,41 @@ static int ring_close_write(cv_channel *base)
 
 /* --- consumer ----------------------------------------------------------- */
 
+/* The consumer is done with the block it was handed: the record's count
+ * goes (with acknowledgements only once the ack is published: a crash before
+ * it hands the same record to the next process, which drops it then). */
+static void drop_held(ring_channel *ch)
+{
+    if (ch->held) {
+        cv_pool_drop(ch->pool, ch->held);
+        ch->held = 0;
+    }
+}
+
+/* The producer's budget for references (ref_budget) comes back with the
+ * next tail published. */
+static void return_budget(ring_channel *ch)
+{
+    if (ch->held_len) {
+        ch->ref_freed += ch->held_len;
+        ch->held_len = 0;
+        __atomic_store_n(&ch->sh->ref_freed, ch->ref_freed, __ATOMIC_RELAXED);
+    }
+}
+
 static void release(ring_channel *ch)
 {
     if (ch->rnext != ch->rpos) {
+        int was_ref = ch->held_len != 0;
+        if (!ch->ack_in) {
+            return_budget(ch);
+            drop_held(ch);
+        }
         ch->rpos = ch->rnext;
         if (ch->ack_in) {
             if (!ch->outstanding)
                 ch->acked = ch->rpos;   /* watermarks and wraps need no ack */
-        } else if (ch->rpos - ch->tail_pub >= ch->cap / 8) {
+        } else if (was_ref || ch->rpos - ch->tail_pub >= ch->cap / 8) {
             publish_tail(ch, ch->rpos);
         }
     }
@@ -431,7 +518,26 @@ static int ring_recv(cv_channel *base, cv_record *rec)
         size_t size = rec_size(len);
         if (len > ch->cap / 4 || size > ch->head_cache - ch->rpos)
             return -EPROTO;
-        if ((flags & F_FRAG) || ch->fraglen) {
+        if (flags & F_REF) {
+            cv_ref ref;
+            uint32_t off, ilen;
+            if (len != REF_LEN || !ch->pool || ch->fraglen || (flags & F_FRAG))
+                return -EPROTO;
+            memcpy(&ref, p + HDR, 8);
+            memcpy(&off, p + HDR + 8, 4);
+            memcpy(&ilen, p + HDR + 12, 4);
+            unsigned char *d = cv_pool_data(ch->pool, ref);
+            if (!d || (size_t)off + ilen > cv_pool_room(ch->pool, ref) || ilen > ch->max_item)
+                return -EPROTO;
+            memcpy(&rec->seq, p, 8);
+            rec->flags = flags & ~F_INTERNAL;
+            rec->len = ilen;
+            rec->data = d + off;
+            rec->ref = ref;
+            ch->held = ref;
+            ch->held_len = ilen;
+            ch->rnext = ch->rpos + size;
+        } else if ((flags & F_FRAG) || ch->fraglen) {
             /* A piece of a large record: join it in our own buffer. */
             if (ch->fraglen + len > ch->max_item)
                 return -EPROTO;
@@ -452,12 +558,14 @@ static int ring_recv(cv_channel *base, cv_record *rec)
             rec->flags = flags & ~F_INTERNAL;
             rec->len = (uint32_t)ch->fraglen;
             rec->data = ch->frag;
+            rec->ref = 0;
             ch->fraglen = 0;
         } else {
             memcpy(&rec->seq, p, 8);
             rec->flags = flags;
             rec->len = len;
             rec->data = p + HDR;
+            rec->ref = 0;
             ch->rnext = ch->rpos + size;
         }
         if (!(rec->flags & CV_REC_WATERMARK)) {
@@ -478,7 +586,9 @@ static void ring_ack(cv_channel *base)
     ch->rpos = ch->rnext;
     ch->acked = ch->rpos;
     ch->outstanding = 0;
+    return_budget(ch);
     publish_tail(ch, ch->acked);
+    drop_held(ch);
 }
 
 static void ring_set_ack(cv_channel *base, int ends)
@@ -500,6 +610,8 @@ static void ring_resume(cv_channel *base)
         ch->frag_off = 0;
         ch->reserved = NULL;
         ch->sent = ch->stats ? ch->stats->sent : 0;
+        ch->ref_sent = __atomic_load_n(&ch->sh->ref_sent, __ATOMIC_ACQUIRE);
+        ch->ref_freed_cache = __atomic_load_n(&ch->sh->ref_freed, __ATOMIC_ACQUIRE);
         /* Pieces of a record it did not finish may be published: the
          * consumer is told to drop them before anything new. */
         ch->abort_pending = 1;
@@ -510,6 +622,9 @@ static void ring_resume(cv_channel *base)
             __atomic_load_n(&ch->sh->tail, __ATOMIC_ACQUIRE);
         ch->fraglen = 0;
         ch->outstanding = 0;
+        ch->held = 0;       /* the record still owns it: handed out again */
+        ch->held_len = 0;
+        ch->ref_freed = __atomic_load_n(&ch->sh->ref_freed, __ATOMIC_ACQUIRE);
         ch->received = ch->stats ? ch->stats->received : 0;
     }
 }
@@ -519,6 +634,10 @@ static void ring_close_read(cv_channel *base)
     ring_channel *ch = (ring_channel *)base;
     if (!ch->can_read)
         return;
+    if (!ch->ack_in || !ch->outstanding) {
+        return_budget(ch);
+        drop_held(ch);
+    }
     __atomic_store_n(&ch->sh->reader_gone, 1, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     wake_bell(ch->prod_bell);    /* end of stream: wake it even if not asleep yet */
@@ -636,6 +755,7 @@ static void ring_destroy(cv_channel *base)
 static const struct cv_channel_ops ring_ops = {
     .keep = ring_keep,
     .send = ring_send,
+    .send_ref = ring_send_ref,
     .reserve = ring_reserve,
     .commit = ring_commit,
     .flush = ring_flush,

@@ -83,7 +83,8 @@ struct parser {
 
 static const char *const pipeline_keys[] = {
     "input", "output", "framing", "shared_memory", "shared_memory_file",
-    "shared_memory_mode", "plugin_path", "transport", "max_item", NULL
+    "shared_memory_mode", "plugin_path", "transport", "max_item", "pool_size",
+    "pool_threshold", NULL
 };
 static const char *const stage_keys[] = {
     "type", "plugin", "input", "replicas", "policy", "order", "on_error",
@@ -307,6 +308,24 @@ static int pipeline_key(struct parser *p, const char *key, const char *value, in
         if (v == 0)
             return fail(p, line, "max_item must be greater than 0");
         cfg->max_item = v;
+    } else if (strcmp(key, "pool_size") == 0) {
+        size_t v;
+        if (strcmp(value, "auto") == 0) {
+            cfg->pool_size = CV_POOL_AUTO;
+            return 0;
+        }
+        if (parse_size_key(p, line, key, value, &v))
+            return p->rc;
+        if (v != 0 && v < CV_POOL_MIN)
+            return fail(p, line, "pool_size must be 0 (no pool), auto, or at least 256K");
+        cfg->pool_size = v;
+    } else if (strcmp(key, "pool_threshold") == 0) {
+        size_t v;
+        if (parse_size_key(p, line, key, value, &v))
+            return p->rc;
+        if (v == 0)
+            return fail(p, line, "pool_threshold must be greater than 0");
+        cfg->pool_threshold = v;
     }
     return 0;
 }
@@ -900,6 +919,8 @@ static int parse(struct parser *p, cv_config **out)
     const char *tr = getenv("CONVEYOR_TRANSPORT");
     cfg->transport = tr && strcmp(tr, "pipe") == 0 ? CV_TRANSPORT_PIPE : CV_TRANSPORT_RING;
     cfg->max_item = DEFAULT_MAX_ITEM;
+    cfg->pool_size = CV_POOL_AUTO;
+    cfg->pool_threshold = 64 * 1024;
     p->cfg = cfg;
 
     pin_inih_options();

@@ -25,6 +25,8 @@
 
 enum cv_framing { CV_FRAMING_LINES, CV_FRAMING_NUL, CV_FRAMING_LENGTH32 };
 enum cv_transport { CV_TRANSPORT_RING, CV_TRANSPORT_PIPE };
+#define CV_POOL_AUTO SIZE_MAX
+#define CV_POOL_MIN (256 * 1024)
 enum cv_stage_type {
     CV_TYPE_PROCESSOR, CV_TYPE_PIPE, CV_TYPE_REPLICATE, CV_TYPE_BALANCE, CV_TYPE_JOIN
 };
@@ -83,6 +85,8 @@ typedef struct cv_config {
     char *plugin_path;       /* ':'-separated, each resolved against dir */
     enum cv_transport transport;
     size_t max_item;         /* default 64M */
+    size_t pool_size;        /* large items' pool: 0 = none, CV_POOL_AUTO (default) */
+    size_t pool_threshold;   /* items this large go by reference (default 64K) */
     cv_stage_cfg *stages;    /* in file order */
     size_t nstages;
 } cv_config;

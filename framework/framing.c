@@ -122,8 +122,35 @@ static int next_delimited(cv_reader *r, int sep, const void **item, size_t *len)
     }
 }
 
+/* Reads the rest of a placed frame straight into its place. */
+static int read_placed(cv_reader *r, const void **item, size_t *len)
+{
+    while (r->placed_got < r->placed_len) {
+        if (r->eof)
+            return -EPROTO;
+        if (r->before_read) {
+            int rc = r->before_read(r->before_read_arg, r->fd);
+            if (rc < 0)
+                return rc;
+        }
+        ssize_t n = read(r->fd, r->placed + r->placed_got, r->placed_len - r->placed_got);
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            r->eof = 1;
+        r->placed_got += (size_t)n;
+    }
+    *item = r->placed;
+    *len = r->placed_len;
+    r->placed = NULL;
+    r->items++;
+    return 1;
+}
+
 static int next_length32(cv_reader *r, const void **item, size_t *len)
 {
+    if (r->placed)
+        return read_placed(r, item, len);
     for (;;) {
         size_t avail = r->end - r->start;
         unsigned char *p = r->buf + r->start;
@@ -142,6 +169,15 @@ static int next_length32(cv_reader *r, const void **item, size_t *len)
                 r->start += need;
                 r->items++;
                 return 1;
+            }
+            void *dst = r->place && n >= r->place_min ? r->place(r->place_arg, n) : NULL;
+            if (dst) {
+                r->placed = dst;
+                r->placed_len = n;
+                r->placed_got = avail - 4;
+                memcpy(dst, p + 4, avail - 4);
+                r->start = r->end = 0;
+                return read_placed(r, item, len);
             }
         }
         if (r->eof)

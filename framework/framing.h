@@ -30,10 +30,20 @@ typedef struct cv_reader {
      * its outputs while the input has nothing, and to see a stop request. */
     int (*before_read)(void *arg, int fd);
     void *before_read_arg;
+    /* length32 only, when set: a frame of at least place_min bytes not yet
+     * in the buffer is read straight into the memory place() returns (NULL:
+     * into the buffer as usual), so a large item is never copied by the
+     * reader.  The source places large items in the shared pool. */
+    void *(*place)(void *arg, size_t len);
+    void *place_arg;
+    size_t place_min;
+    unsigned char *placed;    /* the frame being read into placed memory */
+    size_t placed_len, placed_got;
 } cv_reader;
 
 int cv_reader_init(cv_reader *r, int fd, enum cv_framing framing, size_t max_item);
-/* 1 and the next item (valid until the next call), 0 at the end of input,
+/* 1 and the next item (valid until the next call; in memory from place()
+ * when it returned a place for it), 0 at the end of input,
  * or: -EMSGSIZE (item r->items + 1 is larger than max_item), -EPROTO
  * (truncated length32 frame), -EINTR (a signal interrupted a read; call
  * again to go on), another -errno from read(). */

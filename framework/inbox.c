@@ -129,6 +129,7 @@ static int spill_read(cv_inbox *ib, cv_in_chan *c, cv_record *rec)
     rec->flags = 0;
     rec->len = len;
     rec->data = ib->spillbuf;
+    rec->ref = 0;
     return 1;
 }
 

@@ -41,6 +41,8 @@ struct cv_run {
     size_t pstats_bytes;
     cv_bell *bells;             /* one per process (ring transport) */
     size_t bells_bytes;
+    cv_pool *pool;              /* large items (ring transport), or NULL */
+    size_t large;               /* items of this many bytes or more go by reference */
     pid_t host;
     int in_fd, out_fd;
 
@@ -58,6 +60,7 @@ struct cv_run {
     cv_inbox inbox;
     conveyor_ctx ctx;
     uint64_t last_sync;
+    cv_ref placed;              /* source: the pool block of the item read last */
     cv_writer sink;             /* sink: the output */
     int sink_open;
 };
@@ -132,10 +135,18 @@ int cv_run_wait(cv_run *r, cv_channel **reads, size_t nreads, int extra_fd)
     return rc;
 }
 
-static int send_record(cv_run *r, int c, uint64_t seq, const void *data, size_t len)
+/* Sends one record; with REF (a pool block DATA lies in) a reference that
+ * owns a count of its own. */
+static int send_record(cv_run *r, int c, uint64_t seq, const void *data, size_t len, cv_ref ref)
 {
+    uint32_t off = 0;
+    if (ref) {
+        off = (uint32_t)((const unsigned char *)data - (unsigned char *)cv_pool_data(r->pool, ref));
+        cv_pool_hold(r->pool, ref);
+    }
     for (;;) {
-        int rc = cv_channel_send(r->chans[c], seq, 0, data, len);
+        int rc = ref ? cv_channel_send_ref(r->chans[c], seq, ref, off, (uint32_t)len)
+                     : cv_channel_send(r->chans[c], seq, 0, data, len);
         if (rc == 0) {
             if (r->view[c] < seq)
                 r->view[c] = seq;
@@ -143,8 +154,11 @@ static int send_record(cv_run *r, int c, uint64_t seq, const void *data, size_t 
         }
         if (rc == -EPIPE)
             _exit(CV_CHILD_PEER_GONE);  /* the consumer is gone: the host is stopping us */
-        if (rc != -EAGAIN)
+        if (rc != -EAGAIN) {
+            if (ref)
+                cv_pool_drop(r->pool, ref);
             return rc;
+        }
         rc = cv_run_wait(r, NULL, 0, -1);
         if (rc < 0 && rc != -EINTR)
             return rc;
@@ -176,14 +190,16 @@ static uint64_t route_load(const cv_run *r, const cv_route *rt)
     return 0;
 }
 
-static int route_emit(cv_run *r, cv_route *rt, uint64_t seq, const void *data, size_t len)
+static int route_emit(cv_run *r, cv_route *rt, uint64_t seq, const void *data, size_t len,
+                      cv_ref ref)
 {
     switch (rt->kind) {
     case CV_ROUTE_CHANNEL:
-        return send_record(r, rt->channel, seq, data, len);
+        return send_record(r, rt->channel, seq, data, len, ref);
     case CV_ROUTE_REPLICATE:
+        /* By reference, every branch shares the one block. */
         for (size_t i = 0; i < rt->nkids; i++) {
-            int rc = route_emit(r, rt->kids[i], seq, data, len);
+            int rc = route_emit(r, rt->kids[i], seq, data, len, ref);
             if (rc < 0)
                 return rc;
         }
@@ -203,10 +219,38 @@ static int route_emit(cv_run *r, cv_route *rt, uint64_t seq, const void *data, s
             }
         }
         rt->next = (unsigned)((pick + 1) % rt->nkids);
-        return route_emit(r, rt->kids[pick], seq, data, len);
+        return route_emit(r, rt->kids[pick], seq, data, len, ref);
     }
     }
     return -EINVAL;
+}
+
+/* Emits an item from wherever it is.  A large one goes by reference: the
+ * block it already lies in (IN_REF: the input being processed, or a block
+ * built in place), else a new block it is copied into once, whatever the
+ * number of branches.  A full pool means a copy into each channel, never a
+ * wait. */
+static int emit_item(cv_run *r, cv_route *out, uint64_t seq, const void *data, size_t len,
+                     cv_ref in_ref, const void *in_data, size_t in_len)
+{
+    cv_ref ref = 0, own = 0;
+    if (len >= r->large && r->pool) {
+        const unsigned char *d = data, *b = in_data;
+        if (in_ref && d >= b && d + len <= b + in_len) {
+            ref = in_ref;
+        } else {
+            void *p = cv_pool_alloc(r->pool, len, &own);
+            if (p) {
+                memcpy(p, data, len);
+                data = p;
+                ref = own;
+            }
+        }
+    }
+    int rc = route_emit(r, out, seq, data, len, ref);
+    if (own)
+        cv_pool_drop(r->pool, own);
+    return rc;
 }
 
 int cv_ctx_emit(conveyor_ctx *ctx, const void *item, size_t len)
@@ -219,7 +263,7 @@ int cv_ctx_emit(conveyor_ctx *ctx, const void *item, size_t len)
         return -EMSGSIZE;
     if (len && !item)
         return -EINVAL;
-    int rc = route_emit(r, pr->out, ctx->seq, item, len);
+    int rc = emit_item(r, pr->out, ctx->seq, item, len, ctx->item_ref, ctx->item, ctx->item_len);
     if (rc < 0) {
         if (!ctx->emit_error)
             ctx->emit_error = rc;
@@ -244,6 +288,16 @@ void *cv_ctx_emit_begin(conveyor_ctx *ctx, size_t max_len)
     if (max_len > r->cfg->max_item) {
         errno = EMSGSIZE;
         return NULL;
+    }
+    /* A large item is built in a pool block, whatever its destinations. */
+    if (r->pool && max_len >= r->large) {
+        void *p = cv_pool_alloc(r->pool, max_len, &ctx->begun_ref);
+        if (p) {
+            ctx->begun = 1;
+            ctx->begun_chan = -1;
+            ctx->begun_max = max_len;
+            return p;
+        }
     }
     /* One destination: build the item in the channel itself. */
     if (rt->kind == CV_ROUTE_CHANNEL) {
@@ -282,6 +336,20 @@ int cv_ctx_emit_commit(conveyor_ctx *ctx, size_t len)
     if (!ctx->begun || len > ctx->begun_max)
         return -EINVAL;
     ctx->begun = 0;
+    if (ctx->begun_ref) {
+        cv_ref ref = ctx->begun_ref;
+        const void *p = cv_pool_data(r->pool, ref);
+        ctx->begun_ref = 0;
+        int rc = emit_item(r, r->plan->procs[ctx->proc].out, ctx->seq, p, len, ref, p, len);
+        cv_pool_drop(r->pool, ref);
+        if (rc < 0) {
+            if (!ctx->emit_error)
+                ctx->emit_error = rc;
+            return rc;
+        }
+        r->pstats[ctx->proc].items_out++;
+        return 0;
+    }
     if (ctx->begun_chan < 0)
         return cv_ctx_emit(ctx, ctx->scratch, len);
     int c = ctx->begun_chan;
@@ -388,6 +456,15 @@ static int source_before_read(void *arg, int fd)
     }
 }
 
+/* The reader's place() for large length32 frames: a pool block, so that
+ * the item is read from the input straight into the memory every stage
+ * then shares. */
+static void *source_place(void *arg, size_t len)
+{
+    cv_run *r = arg;
+    return cv_pool_alloc(r->pool, len, &r->placed);
+}
+
 static int run_source(cv_run *r)
 {
     cv_reader rd;
@@ -398,6 +475,11 @@ static int run_source(cv_run *r)
         return CV_CHILD_IO_ERROR;
     rd.before_read = source_before_read;
     rd.before_read_arg = r;
+    if (r->pool) {
+        rd.place = source_place;
+        rd.place_arg = r;
+        rd.place_min = r->large;
+    }
     r->source_low = 1;
     for (;;) {
         const void *item;
@@ -408,7 +490,11 @@ static int run_source(cv_run *r)
         if (rc == 1) {
             uint64_t seq = rd.items;
             r->pstats[r->self].items_in = seq;
-            rc = route_emit(r, pr->out, seq, item, len);
+            rc = emit_item(r, pr->out, seq, item, len, r->placed, item, len);
+            if (r->placed) {
+                cv_pool_drop(r->pool, r->placed);
+                r->placed = 0;
+            }
             if (rc < 0) {
                 code = exit_for_emit_error(rc);
                 break;
@@ -542,10 +628,12 @@ static int run_stage(cv_run *r)
         ctx->in_call = 1;
         ctx->item = rec.data ? rec.data : "";
         ctx->item_len = rec.len;
+        ctx->item_ref = rec.ref;
         int prc = sd->process(ctx, rec.data, rec.len);
         ctx->in_call = 0;
         ctx->item = NULL;
         ctx->item_len = 0;
+        ctx->item_ref = 0;
         if (ctx->begun) {
             cv_error("%s: process returned with an item begun (conveyor_emit_begin) but not "
                      "committed, at item %" PRIu64, who, rec.seq);
@@ -769,6 +857,14 @@ static size_t ring_capacity(const cv_plan *plan)
     return 8 * 1024 * 1024;
 }
 
+/* The pool's default size: what every channel may hold by reference (its
+ * capacity, see ref_budget in channel_ring.c) and room for what the
+ * processes hold while they work.  Only the pages used cost memory. */
+static size_t pool_auto_size(const cv_plan *plan)
+{
+    return plan->nchans * ring_capacity(plan) + 64 * 1024 * 1024;
+}
+
 /* "SEGV" for SIGSEGV, "?" when the C library does not know the signal. */
 static const char *sig_name(int sig)
 {
@@ -925,13 +1021,26 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
         exit_code = CONVEYOR_EXIT_FAILED;
         goto cleanup;
     }
+    r->large = SIZE_MAX;
+    if (cfg->transport == CV_TRANSPORT_RING && cfg->pool_size) {
+        size_t size = cfg->pool_size;
+        if (size == CV_POOL_AUTO)
+            size = pool_auto_size(plan);
+        r->pool = cv_pool_create(size);
+        if (!r->pool) {
+            cv_error("cannot map the pool of large items (%zu bytes): %s", size, strerror(errno));
+            exit_code = CONVEYOR_EXIT_FAILED;
+            goto cleanup;
+        }
+        r->large = cfg->pool_threshold;
+    }
     for (size_t c = 0; c < plan->nchans; c++) {
         const cv_chan_desc *cd = &plan->chans[c];
         if (cfg->transport == CV_TRANSPORT_PIPE)
             r->chans[c] = cv_channel_create_pipe(&r->chstats[c], cfg->max_item);
         else
             r->chans[c] = cv_channel_create_ring(&r->chstats[c], cfg->max_item, ring_capacity(plan),
-                                                 &r->bells[cd->from], &r->bells[cd->to]);
+                                                 &r->bells[cd->from], &r->bells[cd->to], r->pool);
         if (!r->chans[c]) {
             cv_error("cannot create a channel: %s", strerror(errno));
             exit_code = CONVEYOR_EXIT_FAILED;
@@ -1087,6 +1196,7 @@ cleanup:
         cv_shared_free(r->pstats, r->pstats_bytes);
     if (r->bells)
         cv_shared_free(r->bells, r->bells_bytes);
+    cv_pool_destroy(r->pool);
     free(pids);
     free(statuses);
     return exit_code;

@@ -58,9 +58,11 @@ struct conveyor_ctx {
     int emit_error;               /* first error an emit met */
     const void *item;             /* the input of process(), for forward */
     size_t item_len;
+    cv_ref item_ref;              /* its pool block when it came by reference */
     int begun;                    /* an emit_begin awaits its commit */
     int begun_chan;               /* its channel, or -1: built in scratch */
     size_t begun_max;
+    cv_ref begun_ref;             /* built in a pool block (large items) */
     unsigned char *scratch;
     size_t scratch_cap;
 };

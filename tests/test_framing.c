@@ -706,3 +706,92 @@ Test(writer, closed_pipe_is_epipe)
     close(p[1]);
     free(big);
 }
+
+/* --- placed frames (the source reads large items into the pool) ---------- */
+
+typedef struct {
+    unsigned char *mem;
+    size_t size;
+    unsigned calls;
+    size_t last_len;
+} place_state;
+
+static void *place_in(void *arg, size_t len)
+{
+    place_state *ps = arg;
+    ps->calls++;
+    ps->last_len = len;
+    return len <= ps->size ? ps->mem : NULL;
+}
+
+/* The pipe stream of read_pieces, with frames of 60000 bytes or more read
+ * straight into placed memory and the others from the buffer. */
+Test(pipe, large_frames_are_read_into_placed_memory)
+{
+    enum { ITEMS = 600 };
+    int p[2], status;
+    unsigned char *want = malloc(80000);
+    place_state ps = {.mem = malloc(80000), .size = 80000};
+    cv_reader r;
+    const void *item;
+    size_t len;
+    unsigned placed = 0;
+
+    cr_assert_eq(pipe(p), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(p[0]);
+        feed_in_pieces(p[1], CV_FRAMING_LENGTH32, ITEMS);
+    }
+    close(p[1]);
+    cr_assert_eq(cv_reader_init(&r, p[0], CV_FRAMING_LENGTH32, 100000), 0);
+    r.place = place_in;
+    r.place_arg = &ps;
+    r.place_min = 60000;
+    for (unsigned i = 0; i < ITEMS; i++) {
+        unsigned calls = ps.calls;
+        cr_assert_eq(cv_reader_next(&r, &item, &len), 1, "item %u", i + 1);
+        cr_assert_eq(len, piece_len(i), "item %u", i + 1);
+        piece_fill(i, want, len);
+        cr_assert_eq(memcmp(item, want, len), 0, "item %u", i + 1);
+        if (item == ps.mem) {
+            placed++;
+            cr_assert_geq(len, 60000, "item %u of %zu bytes was placed", i + 1, len);
+            cr_assert_eq(ps.calls, calls + 1);
+            cr_assert_eq(ps.last_len, len);
+        }
+    }
+    cr_assert_eq(cv_reader_next(&r, &item, &len), 0);
+    cr_assert_eq(placed, 7, "items 6, 103, 200, 297, 394, 491 and 588 are above 60000 bytes");
+    cv_reader_free(&r);
+    close(p[0]);
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "feeder status %#x", status);
+    free(want);
+    free(ps.mem);
+}
+
+Test(reader, a_placed_frame_cut_short_is_a_truncated_frame)
+{
+    unsigned char data[4 + 50000];
+    uint32_t l = 70000;         /* announces more than there is */
+    memcpy(data, &l, 4);
+    memset(data + 4, 'q', sizeof data - 4);
+    int fd = fd_with(data, sizeof data);
+    place_state ps = {.mem = malloc(70000), .size = 70000};
+    cv_reader r;
+    const void *item;
+    size_t len;
+
+    cr_assert_eq(cv_reader_init(&r, fd, CV_FRAMING_LENGTH32, 100000), 0);
+    r.place = place_in;
+    r.place_arg = &ps;
+    r.place_min = 1000;
+    cr_assert_eq(cv_reader_next(&r, &item, &len), -EPROTO);
+    cr_assert_eq(ps.calls, 1);
+    cr_assert_eq(r.items, 0);
+    cv_reader_free(&r);
+    close(fd);
+    free(ps.mem);
+}

@@ -1,4 +1,4 @@
-# tests/unit-io.mk - unit tests of shared memory, locks and item framing
+# tests/unit-io.mk - unit tests of shared memory, locks, the pool and item framing
 # (included from tests/local.mk).
 check_PROGRAMS += tests/test_shm tests/test_framing
 TESTS += tests/test_shm tests/test_framing
@@ -10,3 +10,9 @@ tests_test_shm_LDADD = $(UNIT_LIBS)
 tests_test_framing_SOURCES = tests/test_framing.c
 tests_test_framing_CFLAGS = $(TEST_CFLAGS)
 tests_test_framing_LDADD = $(UNIT_LIBS)
+
+check_PROGRAMS += tests/test_pool
+TESTS += tests/test_pool
+tests_test_pool_SOURCES = tests/test_pool.c
+tests_test_pool_CFLAGS = $(TEST_CFLAGS)
+tests_test_pool_LDADD = $(UNIT_LIBS)

@@ -212,7 +212,8 @@ CONVEYOR_API int conveyor_unlock(conveyor_ctx *ctx, unsigned n);
  * Starts an output item built in place: returns a buffer of at least
  * MAX_LEN bytes that the plugin fills and then passes to
  * conveyor_emit_commit().  Where the item has one destination the buffer
- * is the channel's own memory, so the item is never copied.  Blocks while
+ * is the channel's own memory, and a large item (pool_threshold) is built in
+ * the shared pool and sent by reference, so the item is never copied.  Blocks while
  * the channel is full.  Returns NULL (errno EMSGSIZE when MAX_LEN is larger
  * than max_item, EBUSY when an item is already begun, EINVAL outside
  * init/process/fini).  The plugin MUST call conveyor_emit_commit() before
@@ -230,7 +231,10 @@ CONVEYOR_API int conveyor_emit_commit(conveyor_ctx *ctx, size_t len);
 /**
  * Passes the item being processed on unchanged, as conveyor_emit() with the
  * bytes process() was given.  Only valid inside process(); returns -EINVAL
- * elsewhere.
+ * elsewhere.  A large item (pool_threshold) that came by reference goes on
+ * as a reference to the same shared block: nothing is copied.  (So the
+ * bytes given to process() MUST NOT be written to: another stage may be
+ * reading the same block.)
  */
 CONVEYOR_API int conveyor_forward(conveyor_ctx *ctx);
 

@@ -621,6 +621,22 @@ static int reverse_process(conveyor_ctx *ctx, const void *item, size_t len)
     return conveyor_emit_commit(ctx, len);
 }
 
+/* Writes "where TAG STAGE ADDRESS" on stderr for every item (TAG: the
+ * item's bytes before its first ':'), then forwards it: tests compare the
+ * addresses two stages see (the pool is mapped at one address in every
+ * process) to tell one shared block from copies. */
+static int where_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    const char *colon = memchr(item, ':', len);
+    int tl = colon ? (int)(colon - (const char *)item) : 0;
+    char line[256];
+    int n = snprintf(line, sizeof line, "where %.*s %s %p\n", tl > 64 ? 64 : tl,
+                     (const char *)item, conveyor_stage_name(ctx), item);
+    if (write(STDERR_FILENO, line, (size_t)n) != n)
+        return -1;
+    return conveyor_forward(ctx);
+}
+
 /* Misuses the API: begins an item and returns without committing it. */
 static int uncommitted_process(conveyor_ctx *ctx, const void *item, size_t len)
 {
@@ -650,6 +666,8 @@ static const conveyor_stage stages[] = {
       .process = forward_process, .fini = forward_in_fini, .params = no_params },
     { .name = "reverse", .summary = "emits every item reversed, built in place",
       .process = reverse_process, .params = no_params },
+    { .name = "where", .summary = "logs the address of every item on stderr, then forwards it",
+      .process = where_process, .params = no_params },
     { .name = "uncommitted", .summary = "begins an item and never commits it",
       .process = uncommitted_process, .params = no_params },
     { .name = "uncommitted_fini", .summary = "passes items on; fini begins an item, never commits it",
