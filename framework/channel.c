@@ -14,11 +14,6 @@ void cv_channel_keep(cv_channel *ch, int ends)
     ch->ops->keep(ch, ends);
 }
 
-int cv_channel_send(cv_channel *ch, uint64_t seq, uint32_t flags, const void *data, size_t len)
-{
-    return ch->ops->send(ch, seq, flags, data, len);
-}
-
 int cv_channel_send_ref(cv_channel *ch, uint64_t seq, cv_ref ref, uint32_t off, uint32_t len)
 {
     return ch->ops->send_ref ? ch->ops->send_ref(ch, seq, ref, off, len) : -ENOTSUP;
@@ -52,11 +47,6 @@ void cv_channel_publish(cv_channel *ch)
 int cv_channel_close_write(cv_channel *ch)
 {
     return ch->ops->close_write(ch);
-}
-
-int cv_channel_recv(cv_channel *ch, cv_record *rec)
-{
-    return ch->ops->recv(ch, rec);
 }
 
 void cv_channel_close_read(cv_channel *ch)

@@ -77,8 +77,10 @@ enum cv_channel_end { CV_END_NONE = 0, CV_END_WRITE = 1, CV_END_READ = 2 };
 /* After fork: keep the given ends of this channel, close the others. */
 void cv_channel_keep(cv_channel *ch, int ends);
 
-/* Producer side.  0 or -errno (-EPIPE: the consumer is gone). */
-int cv_channel_send(cv_channel *ch, uint64_t seq, uint32_t flags, const void *data, size_t len);
+/* Producer side.  0 or -errno (-EPIPE: the consumer is gone).  Inline,
+ * below: it is called once per item. */
+static inline int cv_channel_send(cv_channel *ch, uint64_t seq, uint32_t flags, const void *data,
+                                  size_t len);
 /* Sends a reference to LEN bytes at offset OFF of pool block REF; the
  * record owns one count of the block, which the caller took for it
  * (cv_pool_hold) and which the consumer drops when done with the record.
@@ -102,8 +104,15 @@ int cv_channel_commit(cv_channel *ch, uint64_t seq, size_t len);
 int cv_channel_close_write(cv_channel *ch);
 
 /* Consumer side: 1 with a record, 0 at end of stream, -EAGAIN when nothing
- * is there now, other -errno (-EPROTO: a malformed record). */
-int cv_channel_recv(cv_channel *ch, cv_record *rec);
+ * is there now, other -errno (-EPROTO: a malformed record).  Inline, below. */
+static inline int cv_channel_recv(cv_channel *ch, cv_record *rec);
+/* Up to MAX items (plain records: no watermark, no reference) received at
+ * once into RECS, in order; they stay valid until the next receive on this
+ * channel.  0 when none can be taken that way now: cv_channel_recv then
+ * says why (nothing yet, the end, a record of another kind).  The stats'
+ * received (what least-loaded balancing reads) counts the first one only:
+ * the caller counts each other one there as it starts on it.  Inline. */
+static inline int cv_channel_recv_many(cv_channel *ch, cv_record *recs, int max);
 void cv_channel_close_read(cv_channel *ch);
 
 /* Waits until at least one of the channels can make progress: a READ
@@ -144,6 +153,7 @@ struct cv_channel_ops {
     void (*publish)(cv_channel *ch);
     int (*close_write)(cv_channel *ch);
     int (*recv)(cv_channel *ch, cv_record *rec);
+    int (*recv_many)(cv_channel *ch, cv_record *recs, int max);    /* NULL: none */
     void (*close_read)(cv_channel *ch);
     int (*wait)(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite,
                 int extra_fd, int timeout_ms, const sigset_t *sigmask);
@@ -159,5 +169,22 @@ struct cv_channel_ops {
 struct cv_channel {
     const struct cv_channel_ops *ops;
 };
+
+/* The per-item calls dispatch here, without a call of their own. */
+static inline int cv_channel_send(cv_channel *ch, uint64_t seq, uint32_t flags, const void *data,
+                                  size_t len)
+{
+    return ch->ops->send(ch, seq, flags, data, len);
+}
+
+static inline int cv_channel_recv(cv_channel *ch, cv_record *rec)
+{
+    return ch->ops->recv(ch, rec);
+}
+
+static inline int cv_channel_recv_many(cv_channel *ch, cv_record *recs, int max)
+{
+    return ch->ops->recv_many ? ch->ops->recv_many(ch, recs, max) : 0;
+}
 
 #endif

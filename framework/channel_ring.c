@@ -43,6 +43,13 @@
 #define F_INTERNAL (F_WRAP | F_FRAG | F_ABORT | F_REF)
 #define REF_LEN 16              /* a reference: block (8), offset (4), length (4) */
 #define MAX_SPIN_NS 20000
+#define FAST_MAX 256            /* the largest record ring_send copies itself */
+#define PUB_BYTES 8192          /* a producer publishes at least this often */
+#define PREFETCH_AHEAD 2048     /* how far ahead ring_recv_many asks for records */
+
+/* Kept out of line: the per-item fast paths stay small enough to need no
+ * saved registers. */
+#define SLOW_PATH __attribute__((noinline))
 
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()
@@ -73,6 +80,12 @@ typedef struct ring_channel {
     cv_channel_stats *stats;
     cv_pool *pool;
     size_t max_item;
+    /* The per-item fast paths' limits, recomputed by the slow paths; 0
+     * sends every call the slow way (and must be set whenever the fast path
+     * would be wrong: acknowledgement, fragments, an abort, a reservation). */
+    size_t fast_max;                /* the largest record ring_send takes directly */
+    uint64_t fast_wend;             /* ring_send: records may end up to here */
+    uint64_t fast_rend;             /* ring_recv: records may start below here */
     int can_write, can_read;
     /* A stage with restart = on-failure acknowledges each item: its input's
      * free space (tail) moves only past items it finished, and its outputs
@@ -155,6 +168,10 @@ cv_channel *cv_channel_create_ring(cv_channel_stats *stats, size_t max_item, siz
     ch->stats = stats;
     ch->pool = pool;
     ch->max_item = max_item;
+    /* Larger records go the general way: a copy dwarfs the checks. */
+    ch->fast_max = capacity / 4 - HDR < FAST_MAX ? capacity / 4 - HDR : FAST_MAX;
+    if (ch->fast_max > max_item)
+        ch->fast_max = max_item;
     ch->can_write = ch->can_read = 1;
     return &ch->base;
 }
@@ -174,6 +191,7 @@ static void ring_keep(cv_channel *base, int ends)
     ring_channel *ch = (ring_channel *)base;
     ch->can_write = !!(ends & CV_END_WRITE);
     ch->can_read = !!(ends & CV_END_READ);
+    ch->fast_wend = ch->fast_rend = 0;
 }
 
 /* --- producer ----------------------------------------------------------- */
@@ -182,7 +200,7 @@ static void ring_keep(cv_channel *base, int ends)
  * when WAKE, or once an eighth of the ring waits for it: waking it for a few
  * records costs more than the records (a wake-up is ~10 us).  Whenever this
  * process is about to wait or stops producing, it publishes with WAKE. */
-static void publish_head(ring_channel *ch, int wake)
+__attribute__((noinline)) static void publish_head(ring_channel *ch, int wake)
 {
     if (ch->head_pub != ch->wpos) {
         __atomic_store_n(&ch->sh->ref_sent, ch->ref_sent, __ATOMIC_RELAXED);
@@ -197,6 +215,13 @@ static void publish_head(ring_channel *ch, int wake)
         ch->head_rung = ch->head_pub;
         ring_bell(ch->cons_bell);
     }
+}
+
+/* Records are published at the latest after this many bytes (or 256
+ * records). */
+static uint64_t pub_bytes(const ring_channel *ch)
+{
+    return ch->cap / 8 < PUB_BYTES ? ch->cap / 8 : PUB_BYTES;
 }
 
 static size_t rec_size(size_t len)
@@ -248,7 +273,7 @@ static void finish_record(ring_channel *ch, unsigned char *p, uint64_t seq, uint
     memcpy(p + 8, &flags, 4);
     memcpy(p + 12, &l32, 4);
     ch->wpos += rec_size(len);
-    if (!ch->ack_out && (++ch->unpub >= 256 || ch->wpos - ch->head_pub >= ch->cap / 8))
+    if (!ch->ack_out && (++ch->unpub >= 256 || ch->wpos - ch->head_pub >= pub_bytes(ch)))
         publish_head(ch, 0);
 }
 
@@ -283,9 +308,60 @@ static int put_record(ring_channel *ch, uint64_t seq, uint32_t flags, const void
     return 0;
 }
 
+/* Where ring_send's fast path must stop: the end of the room known to be
+ * free, the end of the ring (a wrap), and the next publication. */
+static void set_fast_wend(ring_channel *ch)
+{
+    if (ch->frag_off || ch->abort_pending || ch->reserved || !ch->can_write) {
+        ch->fast_wend = 0;
+        return;
+    }
+    uint64_t end = ch->tail_cache + ch->cap;
+    uint64_t lap = (ch->wpos | ch->mask) + 1;
+    if (lap < end)
+        end = lap;
+    if (!ch->ack_out && ch->head_pub + pub_bytes(ch) < end)
+        end = ch->head_pub + pub_bytes(ch);
+    ch->fast_wend = end;
+}
+
+static int ring_send_general(ring_channel *ch, uint64_t seq, uint32_t flags, const void *data,
+                             size_t len);
+
+/* Every case: room to wait for, a wrap, an abort marker, fragments, a
+ * publication due; then the fast path's new limit. */
+SLOW_PATH static int ring_send_slow(ring_channel *ch, uint64_t seq, uint32_t flags,
+                                    const void *data, size_t len)
+{
+    int rc = ring_send_general(ch, seq, flags, data, len);
+    set_fast_wend(ch);
+    return rc;
+}
+
+/* The common case first: a small record that fits, whole, before
+ * fast_wend. */
 static int ring_send(cv_channel *base, uint64_t seq, uint32_t flags, const void *data, size_t len)
 {
     ring_channel *ch = (ring_channel *)base;
+    uint64_t pos = ch->wpos, end = pos + rec_size(len);
+    if (len > ch->fast_max || end > ch->fast_wend)
+        return ring_send_slow(ch, seq, flags, data, len);
+    unsigned char *p = ch->sh->data + (pos & ch->mask);
+    uint32_t l32 = (uint32_t)len;
+    cv_copy_small(p + HDR, data, len);
+    memcpy(p, &seq, 8);
+    memcpy(p + 8, &flags, 4);
+    memcpy(p + 12, &l32, 4);
+    ch->wpos = end;
+    ch->want_space = 0;
+    if (!(flags & CV_REC_WATERMARK))
+        ch->sent++;
+    return 0;
+}
+
+static int ring_send_general(ring_channel *ch, uint64_t seq, uint32_t flags, const void *data,
+                             size_t len)
+{
     if (len > ch->max_item || len > UINT32_MAX)
         return -EMSGSIZE;
     size_t piece_max = ch->cap / 4 - HDR;
@@ -381,6 +457,7 @@ static void *ring_reserve(cv_channel *base, size_t max_len)
         return NULL;
     }
     ch->reserved = p;
+    ch->fast_wend = 0;
     return p + HDR;
 }
 
@@ -392,6 +469,7 @@ static int ring_commit(cv_channel *base, uint64_t seq, size_t len)
     finish_record(ch, ch->reserved, seq, 0, len);
     ch->reserved = NULL;
     ch->sent++;
+    set_fast_wend(ch);
     return 0;
 }
 
@@ -435,6 +513,7 @@ static int ring_close_write(cv_channel *base)
     if (!ch->can_write)
         return 0;
     publish_head(ch, 1);
+    ch->fast_wend = 0;
     __atomic_store_n(&ch->sh->closed, 1, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     wake_bell(ch->cons_bell);    /* end of stream: wake it even if not asleep yet */
@@ -484,9 +563,10 @@ static void release(ring_channel *ch)
     }
 }
 
-static int ring_recv(cv_channel *base, cv_record *rec)
+/* Every case: wraps, aborts, fragments, item by item acknowledgement,
+ * end of stream, malformed records. */
+static int ring_recv_general(ring_channel *ch, cv_record *rec)
 {
-    ring_channel *ch = (ring_channel *)base;
     release(ch);
     for (;;) {
         if (ch->rpos == ch->head_cache) {
@@ -578,6 +658,100 @@ static int ring_recv(cv_channel *base, cv_record *rec)
     }
 }
 
+/* Where ring_recv's fast path must stop: the end of what is known to be
+ * published, and where the space read so far must be handed back.  A held
+ * reference is released by the slow path. */
+static void set_fast_rend(ring_channel *ch)
+{
+    if (ch->ack_in || ch->fraglen || ch->held || ch->held_len || !ch->can_read) {
+        ch->fast_rend = 0;
+        return;
+    }
+    uint64_t end = ch->tail_pub + ch->cap / 8;
+    ch->fast_rend = ch->head_cache < end ? ch->head_cache : end;
+}
+
+/* Every case, then the fast path's new limit. */
+SLOW_PATH static int ring_recv_slow(ring_channel *ch, cv_record *rec)
+{
+    int rc = ring_recv_general(ch, rec);
+    set_fast_rend(ch);
+    return rc;
+}
+
+/* The common case first: a plain record (or a watermark) starting below
+ * fast_rend.  Anything odd about the record goes the slow way, which looks
+ * at it again. */
+static int ring_recv(cv_channel *base, cv_record *rec)
+{
+    ring_channel *ch = (ring_channel *)base;
+    uint64_t pos = ch->rnext;
+    if (pos >= ch->fast_rend)
+        return ring_recv_slow(ch, rec);
+    ch->rpos = pos;     /* releases the previous record */
+    const unsigned char *p = ch->sh->data + (pos & ch->mask);
+    uint32_t flags, len;
+    memcpy(&flags, p + 8, 4);
+    memcpy(&len, p + 12, 4);
+    size_t size = rec_size(len);
+    /* Any flag but a watermark's (internal ones, or any added later) is
+     * for the slow path. */
+    if ((flags & ~CV_REC_WATERMARK) || len > ch->cap / 4 || size > ch->head_cache - pos)
+        return ring_recv_slow(ch, rec);
+    memcpy(&rec->seq, p, 8);
+    rec->flags = flags;
+    rec->len = len;
+    rec->data = p + HDR;
+    rec->ref = 0;
+    ch->rnext = pos + size;
+    if (!(flags & CV_REC_WATERMARK)) {
+        ch->received++;
+        if (ch->stats)
+            __atomic_store_n(&ch->stats->received, ch->received, __ATOMIC_RELAXED);
+    }
+    return 1;
+}
+
+/* As many plain records as are known to be there, up to MAX and below
+ * fast_rend, in one go; the first record of any other kind stops it. */
+static int ring_recv_many(cv_channel *base, cv_record *recs, int max)
+{
+    ring_channel *ch = (ring_channel *)base;
+    uint64_t pos = ch->rnext, end = ch->fast_rend, head = ch->head_cache;
+    const unsigned char *data = ch->sh->data;
+    size_t mask = ch->mask, piece_max = ch->cap / 4;
+    int n = 0;
+    if (pos >= end)
+        return 0;
+    ch->rpos = pos;     /* releases what was handed out before */
+    while (n < max && pos < end) {
+        const unsigned char *p = data + (pos & mask);
+        uint32_t flags, len;
+        /* Where a record starts depends on the one before: ask early for
+         * the lines ahead, published ones only (not those being written). */
+        if (pos + PREFETCH_AHEAD < head)
+            __builtin_prefetch(data + ((pos + PREFETCH_AHEAD) & mask));
+        memcpy(&flags, p + 8, 4);
+        memcpy(&len, p + 12, 4);
+        size_t size = rec_size(len);
+        if (flags || len > piece_max || size > head - pos)
+            break;
+        cv_record r = {.flags = 0, .len = len, .data = p + HDR, .ref = 0};
+        memcpy(&r.seq, p, 8);
+        recs[n++] = r;
+        pos += size;
+    }
+    ch->rnext = pos;
+    if (n) {
+        /* The caller counts the others as it hands them out. */
+        ch->received += (uint64_t)n;
+        if (ch->stats)
+            __atomic_store_n(&ch->stats->received, ch->received - (uint64_t)(n - 1),
+                             __ATOMIC_RELAXED);
+    }
+    return n;
+}
+
 static void ring_ack(cv_channel *base)
 {
     ring_channel *ch = (ring_channel *)base;
@@ -596,6 +770,7 @@ static void ring_set_ack(cv_channel *base, int ends)
     ring_channel *ch = (ring_channel *)base;
     ch->ack_in = !!(ends & CV_END_READ);
     ch->ack_out = !!(ends & CV_END_WRITE);
+    ch->fast_wend = ch->fast_rend = 0;
 }
 
 /* A new process takes over a dead one's end: it starts from what the dead
@@ -603,6 +778,7 @@ static void ring_set_ack(cv_channel *base, int ends)
 static void ring_resume(cv_channel *base)
 {
     ring_channel *ch = (ring_channel *)base;
+    ch->fast_wend = ch->fast_rend = 0;
     if (ch->can_write) {
         ch->wpos = ch->head_pub = ch->head_rung = __atomic_load_n(&ch->sh->head, __ATOMIC_ACQUIRE);
         ch->tail_cache = __atomic_load_n(&ch->sh->tail, __ATOMIC_ACQUIRE);
@@ -642,6 +818,7 @@ static void ring_close_read(cv_channel *base)
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     wake_bell(ch->prod_bell);    /* end of stream: wake it even if not asleep yet */
     ch->can_read = 0;
+    ch->fast_rend = 0;
     free(ch->frag);
     ch->frag = NULL;
     ch->fragcap = ch->fraglen = 0;
@@ -763,6 +940,7 @@ static const struct cv_channel_ops ring_ops = {
     .publish = ring_publish,
     .close_write = ring_close_write,
     .recv = ring_recv,
+    .recv_many = ring_recv_many,
     .close_read = ring_close_read,
     .wait = ring_wait,
     .queued = ring_queued,

@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include "framing.h"
+#include "util.h"
 
 #define CHUNK ((size_t)64 << 10)
 
@@ -188,7 +189,7 @@ static int next_length32(cv_reader *r, const void **item, size_t *len)
     }
 }
 
-int cv_reader_next(cv_reader *r, const void **item, size_t *len)
+int cv_reader_next_slow(cv_reader *r, const void **item, size_t *len)
 {
     switch (r->framing) {
     case CV_FRAMING_LINES:
@@ -256,7 +257,9 @@ int cv_writer_flush(cv_writer *w)
     return rc;
 }
 
-int cv_writer_put(cv_writer *w, const void *item, size_t len)
+/* The general case of cv_writer_put, out of line. */
+__attribute__((noinline)) static int writer_put_framed(cv_writer *w, const void *item,
+                                                    size_t len)
 {
     unsigned char hdr[4];
     size_t framed;
@@ -314,4 +317,21 @@ int cv_writer_put(cv_writer *w, const void *item, size_t len)
     w->used += framed;
     w->items++;
     return 0;
+}
+
+int cv_writer_put(cv_writer *w, const void *item, size_t len)
+{
+    /* The common case first: a delimited item that fits the buffer. */
+    if (w->framing != CV_FRAMING_LENGTH32 && len < w->cap - w->used) {
+        unsigned char *p = w->buf + w->used;
+        if (len <= 256)
+            cv_copy_small(p, item, len);
+        else
+            memcpy(p, item, len);
+        p[len] = w->framing == CV_FRAMING_NUL ? '\0' : '\n';
+        w->used += len + 1;
+        w->items++;
+        return 0;
+    }
+    return writer_put_framed(w, item, len);
 }

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include "config.h"
 
 typedef struct cv_reader {
@@ -47,7 +48,9 @@ int cv_reader_init(cv_reader *r, int fd, enum cv_framing framing, size_t max_ite
  * or: -EMSGSIZE (item r->items + 1 is larger than max_item), -EPROTO
  * (truncated length32 frame), -EINTR (a signal interrupted a read; call
  * again to go on), another -errno from read(). */
-int cv_reader_next(cv_reader *r, const void **item, size_t *len);
+static inline int cv_reader_next(cv_reader *r, const void **item, size_t *len);
+/* cv_reader_next's general case (inline, below: called once per item). */
+int cv_reader_next_slow(cv_reader *r, const void **item, size_t *len);
 void cv_reader_free(cv_reader *r);
 
 typedef struct cv_writer {
@@ -65,5 +68,22 @@ int cv_writer_init(cv_writer *w, int fd, enum cv_framing framing);
 int cv_writer_put(cv_writer *w, const void *item, size_t len);
 int cv_writer_flush(cv_writer *w);
 void cv_writer_free(cv_writer *w);
+
+/* The common case first: a whole line already in the buffer. */
+static inline int cv_reader_next(cv_reader *r, const void **item, size_t *len)
+{
+    if (r->framing == CV_FRAMING_LINES && r->end > r->start) {
+        unsigned char *p = r->buf + r->start;
+        unsigned char *hit = memchr(p, '\n', r->end - r->start);
+        if (hit != NULL && (size_t)(hit - p) <= r->max_item) {
+            *item = p;
+            *len = (size_t)(hit - p);
+            r->start += *len + 1;
+            r->items++;
+            return 1;
+        }
+    }
+    return cv_reader_next_slow(r, item, len);
+}
 
 #endif

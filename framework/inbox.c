@@ -9,8 +9,10 @@
 #include "runtime.h"
 #include "util.h"
 
-void cv_inbox_init(cv_inbox *ib, cv_channel **chans, const unsigned *ranks, size_t n,
-                   enum cv_order order, struct cv_run *run)
+#define CV_INBOX_BATCH 32   /* items received at once from a single input */
+
+void cv_inbox_init(cv_inbox *ib, cv_channel **chans, cv_channel_stats *const *stats,
+                   const unsigned *ranks, size_t n, enum cv_order order, struct cv_run *run)
 {
     memset(ib, 0, sizeof *ib);
     ib->in = cv_calloc(n + 1, sizeof *ib->in);
@@ -20,6 +22,11 @@ void cv_inbox_init(cv_inbox *ib, cv_channel **chans, const unsigned *ranks, size
     ib->run = run;
     ib->cur_rank = n ? ranks[0] : 0;
     ib->last = -1;
+    ib->single = n == 1 && order != CV_ORDER_SOURCE;
+    if (ib->single) {
+        ib->batch = cv_calloc(CV_INBOX_BATCH, sizeof *ib->batch);
+        ib->received = &stats[0]->received;
+    }
     for (size_t i = 0; i < n; i++) {
         ib->in[i].ch = chans[i];
         ib->in[i].rank = ranks[i];
@@ -36,6 +43,7 @@ void cv_inbox_free(cv_inbox *ib)
             fclose(ib->in[i].spill);
     free(ib->in);
     free(ib->waitlist);
+    free(ib->batch);
     free(ib->spillbuf);
     memset(ib, 0, sizeof *ib);
 }
@@ -66,12 +74,42 @@ static int read_item(cv_inbox *ib, size_t i, cv_record *rec)
 
 /* --- arrival ------------------------------------------------------------ */
 
+/* One input (the common chain): every order is arrival order, and there is
+ * no round-robin to keep.  Items are received several at a time when the
+ * channel can (cv_inbox_next hands out the rest), else one by one. */
+static int next_single(cv_inbox *ib, cv_record *rec)
+{
+    cv_in_chan *c = &ib->in[0];
+    ib->bpos = ib->bn = 0;
+    for (;;) {
+        if (!c->open)
+            return 0;
+        int n = cv_channel_recv_many(c->ch, ib->batch, CV_INBOX_BATCH);
+        if (n > 0) {
+            ib->bn = n;
+            ib->bpos = 1;
+            ib->last = 0;
+            *rec = ib->batch[0];
+            return 1;
+        }
+        int rc = read_item(ib, 0, rec);
+        if (rc != -EAGAIN)
+            return rc;
+        rc = cv_run_wait(ib->run, &c->ch, 1, -1);
+        if (rc < 0 && rc != -EINTR)
+            return rc;
+    }
+}
+
 static int next_arrival(cv_inbox *ib, cv_record *rec)
 {
     for (;;) {
         size_t nwait = 0;
         for (size_t k = 0; k < ib->n; k++) {
-            size_t i = (ib->next + k) % ib->n;
+            /* ib->next <= n: a wrap, not a division, per channel tried. */
+            size_t i = ib->next + k;
+            if (i >= ib->n)
+                i -= ib->n;
             cv_in_chan *c = &ib->in[i];
             if (!c->open)
                 continue;
@@ -269,8 +307,10 @@ static int next_source(cv_inbox *ib, cv_record *rec)
     }
 }
 
-int cv_inbox_next(cv_inbox *ib, cv_record *rec)
+int cv_inbox_next_slow(cv_inbox *ib, cv_record *rec)
 {
+    if (ib->single)
+        return next_single(ib, rec);
     switch (ib->order) {
     case CV_ORDER_CONCAT:
         return next_concat(ib, rec);

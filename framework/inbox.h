@@ -39,6 +39,12 @@ typedef struct cv_inbox {
     enum cv_order order;
     size_t next;            /* arrival: where the round-robin resumes */
     int last;               /* the channel of the item returned last, or -1 */
+    int single;             /* one input, not merged in source order */
+    /* single: items received together, handed out one by one, each
+     * counted then in the channel's received (cv_channel_recv_many) */
+    cv_record *batch;
+    int bpos, bn;
+    volatile uint64_t *received;
     unsigned cur_rank;      /* concat */
     unsigned char *spillbuf;
     size_t spillcap;
@@ -46,15 +52,31 @@ typedef struct cv_inbox {
     struct cv_run *run;
 } cv_inbox;
 
-void cv_inbox_init(cv_inbox *ib, cv_channel **chans, const unsigned *ranks, size_t n,
-                   enum cv_order order, struct cv_run *run);
+/* STATS[i] are the counters of CHANS[i]. */
+void cv_inbox_init(cv_inbox *ib, cv_channel **chans, cv_channel_stats *const *stats,
+                   const unsigned *ranks, size_t n, enum cv_order order, struct cv_run *run);
 /* 1 and the next item (data valid until the next call), 0 when every input
- * has ended, -errno on error.  Watermarks are consumed here, never returned. */
-int cv_inbox_next(cv_inbox *ib, cv_record *rec);
+ * has ended, -errno on error.  Watermarks are consumed here, never returned.
+ * Inline, below: it is called once per item. */
+static inline int cv_inbox_next(cv_inbox *ib, cv_record *rec);
+/* cv_inbox_next's general case. */
+int cv_inbox_next_slow(cv_inbox *ib, cv_record *rec);
 /* The lowest seq that may still come out (UINT64_MAX when all ended). */
 uint64_t cv_inbox_low(const cv_inbox *ib);
 /* The item returned last is done (restart = on-failure acknowledges each). */
 void cv_inbox_ack(cv_inbox *ib);
 void cv_inbox_free(cv_inbox *ib);
+
+/* With one input, the next of the items received together, else the
+ * general way. */
+static inline int cv_inbox_next(cv_inbox *ib, cv_record *rec)
+{
+    if (ib->bpos < ib->bn) {
+        *rec = ib->batch[ib->bpos++];
+        *ib->received += 1;
+        return 1;
+    }
+    return cv_inbox_next_slow(ib, rec);
+}
 
 #endif

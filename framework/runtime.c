@@ -63,6 +63,13 @@ struct cv_run {
     cv_ref placed;              /* source: the pool block of the item read last */
     cv_writer sink;             /* sink: the output */
     int sink_open;
+    /* One output channel and no watermarks to send: emits go straight to
+     * it, past the routing (NULL otherwise). */
+    cv_channel *direct;
+    /* This process's counters, kept here and copied to its cv_proc_stats by
+     * publish_counts: before it waits, after each item of an item by item
+     * stage (restarts read done), and before it exits. */
+    uint64_t n_in, n_out, n_done;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -76,6 +83,16 @@ static void on_stop_signal(int sig)
 static void on_sigchld(int sig)
 {
     (void)sig;
+}
+
+/* --- counters ---------------------------------------------------------- */
+
+static void publish_counts(cv_run *r)
+{
+    cv_proc_stats *ps = &r->pstats[r->self];
+    ps->items_in = r->n_in;
+    ps->items_out = r->n_out;
+    ps->done = r->n_done;
 }
 
 /* --- emitting --------------------------------------------------------- */
@@ -113,6 +130,7 @@ static void sync_watermarks(cv_run *r)
  * input has something), writing out whatever any channel can take. */
 int cv_run_wait(cv_run *r, cv_channel **reads, size_t nreads, int extra_fd)
 {
+    publish_counts(r);
     sync_watermarks(r);
     /* Whatever we produced or freed must be visible before we sleep, or
      * the other side may sleep waiting for it too. */
@@ -253,7 +271,17 @@ static int emit_item(cv_run *r, cv_route *out, uint64_t seq, const void *data, s
     return rc;
 }
 
-int cv_ctx_emit(conveyor_ctx *ctx, const void *item, size_t len)
+/* One output channel and an item small enough to go by value: straight to
+ * the channel, past the routing, when it takes the record now (1).  0: the
+ * caller emits it the general way (emit_item). */
+static inline int emit_direct(cv_run *r, uint64_t seq, const void *data, size_t len)
+{
+    return r->direct && len < r->large && cv_channel_send(r->direct, seq, 0, data, len) == 0;
+}
+
+/* The general emit: checks, routing, waiting for room, errors. */
+__attribute__((noinline)) static int ctx_emit_routed(conveyor_ctx *ctx, const void *item,
+                                                  size_t len)
 {
     cv_run *r = ctx->run;
     const cv_proc *pr = &r->plan->procs[ctx->proc];
@@ -269,8 +297,21 @@ int cv_ctx_emit(conveyor_ctx *ctx, const void *item, size_t len)
             ctx->emit_error = rc;
         return rc;
     }
-    r->pstats[ctx->proc].items_out++;
+    r->n_out++;
     return 0;
+}
+
+/* Per item: straight to the one output channel when there is one and it
+ * takes the record (the channel checks the size against max_item too);
+ * anything else the general way. */
+int cv_ctx_emit(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    cv_run *r = ctx->run;
+    if (!ctx->begun && (item || !len) && emit_direct(r, ctx->seq, item, len)) {
+        r->n_out++;
+        return 0;
+    }
+    return ctx_emit_routed(ctx, item, len);
 }
 
 void *cv_ctx_emit_begin(conveyor_ctx *ctx, size_t max_len)
@@ -347,7 +388,7 @@ int cv_ctx_emit_commit(conveyor_ctx *ctx, size_t len)
                 ctx->emit_error = rc;
             return rc;
         }
-        r->pstats[ctx->proc].items_out++;
+        r->n_out++;
         return 0;
     }
     if (ctx->begun_chan < 0)
@@ -358,7 +399,7 @@ int cv_ctx_emit_commit(conveyor_ctx *ctx, size_t len)
         return rc;
     if (r->view[c] < ctx->seq)
         r->view[c] = ctx->seq;
-    r->pstats[ctx->proc].items_out++;
+    r->n_out++;
     return 0;
 }
 
@@ -489,8 +530,9 @@ static int run_source(cv_run *r)
         int rc = cv_reader_next(&rd, &item, &len);
         if (rc == 1) {
             uint64_t seq = rd.items;
-            r->pstats[r->self].items_in = seq;
-            rc = emit_item(r, pr->out, seq, item, len, r->placed, item, len);
+            r->n_in = seq;
+            rc = emit_direct(r, seq, item, len) ? 0
+                 : emit_item(r, pr->out, seq, item, len, r->placed, item, len);
             if (r->placed) {
                 cv_pool_drop(r->pool, r->placed);
                 r->placed = 0;
@@ -499,7 +541,7 @@ static int run_source(cv_run *r)
                 code = exit_for_emit_error(rc);
                 break;
             }
-            r->pstats[r->self].items_out++;
+            r->n_out++;
             r->source_low = seq + 1;
             if (r->has_ordered && r->source_low - r->last_sync >= WATERMARK_LAG)
                 sync_watermarks(r);
@@ -540,11 +582,11 @@ static int run_sink(cv_run *r)
     cv_writer_init(&r->sink, r->out_fd, r->cfg->framing);
     r->sink_open = 1;
     while ((rc = cv_inbox_next(&r->inbox, &rec)) == 1) {
-        r->pstats[r->self].items_in++;
+        r->n_in++;
         rc = cv_writer_put(&r->sink, rec.data, rec.len);
         if (rc < 0)
             break;
-        r->pstats[r->self].items_out++;
+        r->n_out++;
     }
     if (rc == 0)
         rc = cv_writer_flush(&r->sink);
@@ -553,7 +595,7 @@ static int run_sink(cv_run *r)
     if (rc == -EPIPE)
         return CV_CHILD_OUTPUT_CLOSED;
     if (rc < 0) {
-        cv_error("writing the output after item %" PRIu64 ": %s", r->pstats[r->self].items_out,
+        cv_error("writing the output after item %" PRIu64 ": %s", r->n_out,
                  strerror(-rc));
         return CV_CHILD_IO_ERROR;
     }
@@ -604,8 +646,8 @@ static int run_stage(cv_run *r)
             return CV_CHILD_INIT_FAILED;
         }
     }
+    cv_proc_stats *ps = &r->pstats[r->self];
     while ((rc = cv_inbox_next(&r->inbox, &rec)) == 1) {
-        cv_proc_stats *ps = &r->pstats[r->self];
         if (r->ack && ps->poison && ps->poison == rec.seq) {
             /* It crashed this stage max_restarts times in a row. */
             int drc = dead_letter(r, st, &rec);
@@ -618,13 +660,14 @@ static int run_stage(cv_run *r)
                     "instead of processed", who, rec.seq, st->max_restarts, st->dead_letter_path);
             ps->poison = 0;
             ps->failed++;
-            ps->done++;
+            r->n_done++;
+            publish_counts(r);
             cv_inbox_ack(&r->inbox);
             continue;
         }
         ctx->seq = rec.seq;
         ps->current = rec.seq;
-        ps->items_in++;
+        r->n_in++;
         ctx->in_call = 1;
         ctx->item = rec.data ? rec.data : "";
         ctx->item_len = rec.len;
@@ -659,10 +702,12 @@ static int run_stage(cv_run *r)
                 }
             }
         }
-        ps->done++;
+        r->n_done++;
         if (r->ack) {
-            /* Outputs first, then the input: a crash between the two
-             * stores is the one window where an item is done twice. */
+            /* Restarts read done.  Outputs first, then the input: a crash
+             * between the two stores is the one window where an item is
+             * done twice. */
+            publish_counts(r);
             for (size_t i = 0; i < r->nouts; i++)
                 cv_channel_publish(r->outs[i]);
             cv_inbox_ack(&r->inbox);
@@ -764,6 +809,12 @@ static void child_main(cv_run *r, int p, const sigset_t *host_mask, int restarte
         for (size_t i = 0; i < r->nouts; i++)
             cv_channel_set_ack(r->outs[i], CV_END_WRITE);
     }
+    /* A restarted process goes on counting where the dead one stopped. */
+    r->n_in = r->pstats[p].items_in;
+    r->n_out = r->pstats[p].items_out;
+    r->n_done = r->pstats[p].done;
+    if (pr->out && pr->out->kind == CV_ROUTE_CHANNEL && !r->has_ordered)
+        r->direct = r->chans[pr->out->channel];
     if (restarted) {
         for (size_t i = 0; i < r->nins; i++)
             cv_channel_resume(r->ins[i]);
@@ -793,10 +844,14 @@ static void child_main(cv_run *r, int p, const sigset_t *host_mask, int restarte
                             .stage = pr->stage >= 0 ? r->stages[pr->stage] : NULL};
     if (pr->kind != CV_PROC_SOURCE) {
         unsigned *ranks = cv_calloc(pr->ninputs + 1, sizeof *ranks);
-        for (size_t i = 0; i < pr->ninputs; i++)
+        cv_channel_stats **stats = cv_calloc(pr->ninputs + 1, sizeof *stats);
+        for (size_t i = 0; i < pr->ninputs; i++) {
             ranks[i] = pl->chans[pr->inputs[i]].rank;
-        cv_inbox_init(&r->inbox, ins, ranks, pr->ninputs, pr->order, r);
+            stats[i] = &r->chstats[pr->inputs[i]];
+        }
+        cv_inbox_init(&r->inbox, ins, stats, ranks, pr->ninputs, pr->order, r);
         free(ranks);
+        free(stats);
     }
 
     int code;
@@ -809,6 +864,7 @@ static void child_main(cv_run *r, int p, const sigset_t *host_mask, int restarte
             code = CV_CHILD_PEER_GONE;
         break;
     }
+    publish_counts(r);
     _exit(code);
 }
 

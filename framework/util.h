@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 /* Parses "10", "4K", "64M", "1G" (binary multiples, upper or lower case,
@@ -45,5 +46,36 @@ char *cv_path_join(const char *dir, const char *path);
  * than n only at end of file) or -errno. */
 int cv_write_all(int fd, const void *buf, size_t n);
 ssize_t cv_read_full(int fd, void *buf, size_t n);
+
+/* Copies LEN bytes without a call, for the short items pipelines of lines
+ * carry (per item, calling memcpy costs more than the copy); meant for a
+ * few hundred bytes at most.  Fixed-size pieces, the last one overlapping,
+ * never touch a byte outside [0, len) of either side. */
+static inline void cv_copy_small(void *dst, const void *src, size_t len)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    if (len >= 16) {
+        for (size_t i = 0; i + 16 < len; i += 16)
+            memcpy(d + i, s + i, 16);
+        memcpy(d + len - 16, s + len - 16, 16);
+    } else if (len >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + len - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + len - 8, &b, 8);
+    } else if (len >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + len - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + len - 4, &b, 4);
+    } else if (len) {
+        d[0] = s[0];
+        d[len / 2] = s[len / 2];
+        d[len - 1] = s[len - 1];
+    }
+}
 
 #endif
