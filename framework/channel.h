@@ -69,9 +69,11 @@ void cv_ring_set_spin_limit(long ns);
 /* A single-producer single-consumer ring of CAPACITY bytes (a power of two)
  * in an anonymous shared mapping; PRODUCER and CONSUMER are the bells of
  * the two processes.  POOL (or NULL) is where the items of the references
- * it carries live. */
+ * it carries live; the items it holds by reference are at most REF_BUDGET
+ * bytes (one item always fits). */
 cv_channel *cv_channel_create_ring(cv_channel_stats *stats, size_t max_item, size_t capacity,
-                                   cv_bell *producer, cv_bell *consumer, cv_pool *pool);
+                                   size_t ref_budget, cv_bell *producer, cv_bell *consumer,
+                                   cv_pool *pool);
 
 enum cv_channel_end { CV_END_NONE = 0, CV_END_WRITE = 1, CV_END_READ = 2 };
 /* After fork: keep the given ends of this channel, close the others. */

@@ -79,6 +79,7 @@ typedef struct ring_channel {
     cv_bell *prod_bell, *cons_bell;
     cv_channel_stats *stats;
     cv_pool *pool;
+    size_t ref_cap;                 /* item bytes it may hold by reference */
     size_t max_item;
     /* The per-item fast paths' limits, recomputed by the slow paths; 0
      * sends every call the slow way (and must be set whenever the fast path
@@ -147,7 +148,8 @@ static void ring_bell(cv_bell *b)
 }
 
 cv_channel *cv_channel_create_ring(cv_channel_stats *stats, size_t max_item, size_t capacity,
-                                   cv_bell *producer, cv_bell *consumer, cv_pool *pool)
+                                   size_t ref_budget, cv_bell *producer, cv_bell *consumer,
+                                   cv_pool *pool)
 {
     if (capacity < 4096 || (capacity & (capacity - 1))) {
         errno = EINVAL;
@@ -167,6 +169,7 @@ cv_channel *cv_channel_create_ring(cv_channel_stats *stats, size_t max_item, siz
     ch->cons_bell = consumer;
     ch->stats = stats;
     ch->pool = pool;
+    ch->ref_cap = ref_budget;
     ch->max_item = max_item;
     /* Larger records go the general way: a copy dwarfs the checks. */
     ch->fast_max = capacity / 4 - HDR < FAST_MAX ? capacity / 4 - HDR : FAST_MAX;
@@ -391,18 +394,20 @@ static int ring_send_general(ring_channel *ch, uint64_t seq, uint32_t flags, con
 }
 
 /* A reference record is 32 bytes, but the item it stands for counts against
- * the channel's capacity as if it were in the ring: a channel holds at most
- * its capacity in items however they travel (one item always fits), so
- * references cannot run ahead and fill the pool behind a slow consumer. */
+ * the channel's budget for references (ref_cap, what it would hold without
+ * a pool; one item always fits), so references cannot run ahead and fill
+ * the pool behind a slow consumer. */
 static int ref_budget(ring_channel *ch, uint32_t len)
 {
-    if (ch->ref_sent - ch->ref_freed_cache + len <= ch->cap || ch->ref_sent == ch->ref_freed_cache)
+    if (ch->ref_sent - ch->ref_freed_cache + len <= ch->ref_cap ||
+        ch->ref_sent == ch->ref_freed_cache)
         return 0;
     /* The tail first: the consumer stores ref_freed before it publishes the
      * tail, so a tail that moved after this look brings budget with it. */
     uint64_t tail = __atomic_load_n(&ch->sh->tail, __ATOMIC_ACQUIRE);
     ch->ref_freed_cache = __atomic_load_n(&ch->sh->ref_freed, __ATOMIC_ACQUIRE);
-    if (ch->ref_sent - ch->ref_freed_cache + len <= ch->cap || ch->ref_sent == ch->ref_freed_cache)
+    if (ch->ref_sent - ch->ref_freed_cache + len <= ch->ref_cap ||
+        ch->ref_sent == ch->ref_freed_cache)
         return 0;
     if (__atomic_load_n(&ch->sh->reader_gone, __ATOMIC_ACQUIRE))
         return -EPIPE;

@@ -796,3 +796,35 @@ Test(failures, truncated_length32_frame)
     cr_assert(strstr(r.err, "the input ends inside item 2"), "stderr: %s", r.err);
     host_run_free(&r);
 }
+
+/* An input that is always readable (a file) never makes the source wait,
+ * so the stop request must be seen without a wait: SIGTERM stops the
+ * reading, and what came out is a prefix of the input. */
+Test(failures, sigterm_stops_reading_a_file_input, .timeout = 60)
+{
+    char *in = numbers(1, 1000000);
+    char *input = write_file("in.txt", in);
+    char ini_text[8192];
+    snprintf(ini_text, sizeof ini_text,
+             "[pipeline]\ninput = %s\n[slow]\nplugin = testplug:busy\nusec = 5\n", input);
+    char *ini = write_file("p.ini", ini_text);
+    const char *args[] = {"-c", ini, NULL};
+    host_run r;
+    host_start(&r, args);
+    struct timespec d = {0, 500 * 1000000L};
+    nanosleep(&d, NULL);
+    cr_assert_eq(kill(r.pid, SIGTERM), 0);
+    host_finish(&r, NULL, 0, 50);
+    cr_assert_eq(r.status, 143, "status %d, stderr: %s", r.status, r.err);
+    cr_assert_gt(r.outlen, 0, "nothing came out before SIGTERM");
+    cr_assert_lt(r.outlen, strlen(in) / 2,
+                 "%zu of %zu bytes came out: the source went on reading the file", r.outlen,
+                 strlen(in));
+    cr_assert(memcmp(r.out, in, r.outlen) == 0 && r.out[r.outlen - 1] == '\n',
+              "the output is not a prefix of the input");
+    cr_assert_eq(shm_left(r.pid), 0);
+    host_run_free(&r);
+    free(ini);
+    free(input);
+    free(in);
+}
