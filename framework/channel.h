@@ -55,7 +55,11 @@ typedef struct cv_channel cv_channel;
 typedef struct cv_bell {
     uint32_t word;          /* futex word: bumped by every ring */
     uint32_t waiting;       /* the owner sleeps, or is about to */
-    unsigned char pad[56];  /* one cache line per bell */
+    int32_t handoff_cpu;    /* where the owner last rang a sleeper from just
+                             * before it sleeps itself, or -1 */
+    uint32_t pad0;
+    struct cv_bell *rung_by; /* the bell of whoever woke the owner last */
+    unsigned char pad[40];  /* one cache line per bell */
 } cv_bell;
 
 /* Creates a channel (both ends, in the host).  STATS points into shared
