@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 
 #include "pool.h"
+#include "shm.h"
 #include "util.h"
 
 #define PAGE 4096u
@@ -63,18 +64,10 @@ cv_pool *cv_pool_create(size_t size)
     if (m == MAP_FAILED)
         return NULL;
     pool_shared *sh = m;
-    pthread_mutexattr_t attr;
-    int rc = pthread_mutexattr_init(&attr);
-    if (rc == 0)
-        rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    if (rc == 0)
-        rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    if (rc == 0)
-        rc = pthread_mutex_init(&sh->lock, &attr);
-    pthread_mutexattr_destroy(&attr);
+    int rc = cv_robust_mutexes_init(&sh->lock, 1);
     if (rc != 0) {
         munmap(m, map_bytes);
-        errno = rc;
+        errno = -rc;
         return NULL;
     }
     sh->npages = npages;

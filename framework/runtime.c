@@ -280,6 +280,19 @@ static inline int emit_direct(cv_run *r, uint64_t seq, const void *data, size_t 
 }
 
 /* The general emit: checks, routing, waiting for room, errors. */
+/* Counts an item emitted, or keeps the first error an emit met (the stage
+ * fails with it after the call). */
+static int emitted(conveyor_ctx *ctx, int rc)
+{
+    if (rc < 0) {
+        if (!ctx->emit_error)
+            ctx->emit_error = rc;
+        return rc;
+    }
+    ctx->run->n_out++;
+    return 0;
+}
+
 __attribute__((noinline)) static int ctx_emit_routed(conveyor_ctx *ctx, const void *item,
                                                   size_t len)
 {
@@ -291,14 +304,8 @@ __attribute__((noinline)) static int ctx_emit_routed(conveyor_ctx *ctx, const vo
         return -EMSGSIZE;
     if (len && !item)
         return -EINVAL;
-    int rc = emit_item(r, pr->out, ctx->seq, item, len, ctx->item_ref, ctx->item, ctx->item_len);
-    if (rc < 0) {
-        if (!ctx->emit_error)
-            ctx->emit_error = rc;
-        return rc;
-    }
-    r->n_out++;
-    return 0;
+    return emitted(ctx, emit_item(r, pr->out, ctx->seq, item, len, ctx->item_ref, ctx->item,
+                                  ctx->item_len));
 }
 
 /* Per item: straight to the one output channel when there is one and it
@@ -383,13 +390,7 @@ int cv_ctx_emit_commit(conveyor_ctx *ctx, size_t len)
         ctx->begun_ref = 0;
         int rc = emit_item(r, r->plan->procs[ctx->proc].out, ctx->seq, p, len, ref, p, len);
         cv_pool_drop(r->pool, ref);
-        if (rc < 0) {
-            if (!ctx->emit_error)
-                ctx->emit_error = rc;
-            return rc;
-        }
-        r->n_out++;
-        return 0;
+        return emitted(ctx, rc);
     }
     if (ctx->begun_chan < 0)
         return cv_ctx_emit(ctx, ctx->scratch, len);

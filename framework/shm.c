@@ -295,9 +295,26 @@ static void *shared_map(size_t n)
     return p == MAP_FAILED ? NULL : p;
 }
 
-cv_locks *cv_locks_create(unsigned n)
+int cv_robust_mutexes_init(pthread_mutex_t *m, unsigned n)
 {
     pthread_mutexattr_t attr;
+    int rc = pthread_mutexattr_init(&attr);
+    if (rc == 0)
+        rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    /* Robust: a process that dies holding a lock must not hang the others. */
+    if (rc == 0)
+        rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    /* Error-checking: relocking or unlocking a lock not held is reported. */
+    if (rc == 0)
+        rc = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+    for (unsigned i = 0; rc == 0 && i < n; i++)
+        rc = pthread_mutex_init(&m[i], &attr);
+    pthread_mutexattr_destroy(&attr);
+    return -rc;
+}
+
+cv_locks *cv_locks_create(unsigned n)
+{
     size_t len;
     cv_locks *l;
 
@@ -312,21 +329,10 @@ cv_locks *cv_locks_create(unsigned n)
     l->n = n;
     l->maplen = len;
 
-    int rc = pthread_mutexattr_init(&attr);
-    if (rc == 0)
-        rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    /* Robust: a stage that dies holding a lock must not hang the others. */
-    if (rc == 0)
-        rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    /* Error-checking: relocking or unlocking a lock not held is reported. */
-    if (rc == 0)
-        rc = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
-    for (unsigned i = 0; rc == 0 && i < n; i++)
-        rc = pthread_mutex_init(&l->m[i], &attr);
-    pthread_mutexattr_destroy(&attr);
+    int rc = cv_robust_mutexes_init(l->m, n);
     if (rc != 0) {
         munmap(l, len);
-        errno = rc;
+        errno = -rc;
         return NULL;
     }
     return l;

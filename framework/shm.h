@@ -62,6 +62,10 @@ int cv_locks_lock(cv_locks *l, unsigned i);
 /* 0, -EINVAL, -EPERM (not held by the caller). */
 int cv_locks_unlock(cv_locks *l, unsigned i);
 
+/* Initializes N robust, process-shared, error-checking mutexes at M (in
+ * shared memory).  0 or -errno. */
+int cv_robust_mutexes_init(pthread_mutex_t *m, unsigned n);
+
 /* An anonymous MAP_SHARED mapping of N zero bytes, prefaulted; NULL on error. */
 void *cv_shared_alloc(size_t n);
 void cv_shared_free(void *p, size_t n);
