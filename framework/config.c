@@ -889,9 +889,13 @@ static char *dir_of(const char *path)
 }
 
 /* Pins inih's run-time options (Debian builds it with INI_RUNTIME_OPTIONS)
- * to the syntax the classifier mirrors. */
+ * to the syntax the classifier mirrors.  An inih without them (upstream's
+ * default build) has these very values fixed in: multi-line values, a BOM
+ * skipped, ';' and '#' comments, inline ';' comments, lines of 200 bytes on
+ * the stack, no realloc, every error reported, no keys without a value. */
 static void pin_inih_options(void)
 {
+#ifdef HAVE_INIH_RUNTIME_OPTIONS
     ini_allow_multiline = true;
     ini_allow_bom = true;
     ini_start_comment_prefixes = start_comment_prefixes;
@@ -902,6 +906,7 @@ static void pin_inih_options(void)
     ini_allow_realloc = false;
     ini_stop_on_first_error = false;
     ini_allow_no_value = false;
+#endif
 }
 
 static int parse(struct parser *p, cv_config **out)
