@@ -279,7 +279,6 @@ static inline int emit_direct(cv_run *r, uint64_t seq, const void *data, size_t 
     return r->direct && len < r->large && cv_channel_send(r->direct, seq, 0, data, len) == 0;
 }
 
-/* The general emit: checks, routing, waiting for room, errors. */
 /* Counts an item emitted, or keeps the first error an emit met (the stage
  * fails with it after the call). */
 static int emitted(conveyor_ctx *ctx, int rc)
@@ -293,6 +292,7 @@ static int emitted(conveyor_ctx *ctx, int rc)
     return 0;
 }
 
+/* The general emit: checks, routing, waiting for room, errors. */
 __attribute__((noinline)) static int ctx_emit_routed(conveyor_ctx *ctx, const void *item,
                                                   size_t len)
 {
@@ -470,9 +470,6 @@ static int exit_for_emit_error(int rc)
     return rc == -EPIPE ? CV_CHILD_PEER_GONE : CV_CHILD_IO_ERROR;
 }
 
-/* Called by the reader before each read(): flushes outputs while the input
- * has nothing, and lets a pending stop request in (SIGUSR1 is blocked
- * everywhere else, so it is seen exactly here). */
 /* A stop request waiting to be let in.  ppoll delivers a signal only when
  * it returns EINTR: on an input that is always readable (a file, a pipe
  * kept full) it never does, so the source looks for it itself. */
@@ -489,6 +486,9 @@ static int stop_pending(void)
     return 1;
 }
 
+/* Called by the reader before each read(): flushes outputs while the input
+ * has nothing, and lets a pending stop request in (SIGUSR1 is blocked
+ * everywhere else, so it is seen exactly here). */
 static int source_before_read(void *arg, int fd)
 {
     cv_run *r = arg;
@@ -931,7 +931,7 @@ static size_t channel_budget(const cv_plan *plan)
 }
 
 /* The pool's default size: what every channel may hold by reference (its
- * capacity, see ref_budget in channel_ring.c) and room for what the
+ * budget, see ref_budget in channel_ring.c) and room for what the
  * processes hold while they work.  Only the pages used cost memory. */
 static size_t pool_auto_size(const cv_plan *plan)
 {
