@@ -305,9 +305,39 @@ static size_t rec_size(size_t len)
     return (HDR + len + 15) & ~(size_t)15;
 }
 
+static void put_header(unsigned char *p, uint64_t seq, uint32_t flags, size_t len)
+{
+    uint32_t l32 = (uint32_t)len;
+    memcpy(p, &seq, 8);
+    memcpy(p + 8, &flags, 4);
+    memcpy(p + 12, &l32, 4);
+}
+
+static void get_header(const unsigned char *p, uint32_t *flags, uint32_t *len)
+{
+    memcpy(flags, p + 8, 4);
+    memcpy(len, p + 12, 4);
+}
+
 /* Makes room for a record of SIZE bytes (wrapping to the start of the
  * ring when it would cross the end) and returns where it goes: 0, -EAGAIN
  * or -EPIPE. */
+/* The producer must wait for the consumer (the ring, or its budget for
+ * references, is full): -EPIPE when the consumer is gone, else -EAGAIN
+ * with want_space set.  TAIL is where the consumer is now.  The consumer
+ * must see what is there, but an item by item producer publishes part of an
+ * item only when the consumer has read everything else: else a crash would
+ * duplicate that part. */
+static int no_room(ring_channel *ch, uint64_t tail)
+{
+    if (__atomic_load_n(&ch->sh->reader_gone, __ATOMIC_ACQUIRE))
+        return -EPIPE;
+    if (!ch->ack_out || tail == ch->head_pub)
+        publish_head(ch, 1);
+    ch->want_space = 1;
+    return -EAGAIN;
+}
+
 static int make_room(ring_channel *ch, size_t size, unsigned char **where)
 {
     size_t off = ch->wpos & ch->mask;
@@ -316,17 +346,8 @@ static int make_room(ring_channel *ch, size_t size, unsigned char **where)
 
     if (ch->cap - (ch->wpos - ch->tail_cache) < need) {
         ch->tail_cache = __atomic_load_n(&ch->sh->tail, __ATOMIC_ACQUIRE);
-        if (ch->cap - (ch->wpos - ch->tail_cache) < need) {
-            if (__atomic_load_n(&ch->sh->reader_gone, __ATOMIC_ACQUIRE))
-                return -EPIPE;
-            /* The consumer must see what is there, but an item by item
-             * producer publishes part of an item only when the consumer has
-             * read everything else: else a crash would duplicate that part. */
-            if (!ch->ack_out || ch->tail_cache == ch->head_pub)
-                publish_head(ch, 1);
-            ch->want_space = 1;
-            return -EAGAIN;
-        }
+        if (ch->cap - (ch->wpos - ch->tail_cache) < need)
+            return no_room(ch, ch->tail_cache);
     }
     ch->want_space = 0;
     if (skip) {
@@ -344,10 +365,7 @@ static int make_room(ring_channel *ch, size_t size, unsigned char **where)
 static void finish_record(ring_channel *ch, unsigned char *p, uint64_t seq, uint32_t flags,
                           size_t len)
 {
-    uint32_t l32 = (uint32_t)len;
-    memcpy(p, &seq, 8);
-    memcpy(p + 8, &flags, 4);
-    memcpy(p + 12, &l32, 4);
+    put_header(p, seq, flags, len);
     ch->wpos += rec_size(len);
     if (!ch->ack_out && (++ch->unpub >= 256 || ch->wpos - ch->head_pub >= pub_bytes(ch)))
         publish_head(ch, 0);
@@ -423,11 +441,8 @@ static int ring_send(cv_channel *base, uint64_t seq, uint32_t flags, const void 
     if (len > ch->fast_max || end > ch->fast_wend)
         return ring_send_slow(ch, seq, flags, data, len);
     unsigned char *p = ch->sh->data + (pos & ch->mask);
-    uint32_t l32 = (uint32_t)len;
     cv_copy_small(p + HDR, data, len);
-    memcpy(p, &seq, 8);
-    memcpy(p + 8, &flags, 4);
-    memcpy(p + 12, &l32, 4);
+    put_header(p, seq, flags, len);
     ch->wpos = end;
     ch->want_space = 0;
     if (!(flags & CV_REC_WATERMARK))
@@ -482,15 +497,10 @@ static int ref_budget(ring_channel *ch, uint32_t len)
     if (ch->ref_sent - ch->ref_freed_cache + len <= ch->ref_cap ||
         ch->ref_sent == ch->ref_freed_cache)
         return 0;
-    if (__atomic_load_n(&ch->sh->reader_gone, __ATOMIC_ACQUIRE))
-        return -EPIPE;
-    if (!ch->ack_out || __atomic_load_n(&ch->sh->tail, __ATOMIC_ACQUIRE) == ch->head_pub)
-        publish_head(ch, 1);
     /* The consumer publishes its tail with every reference it is done with,
      * so waiting for the tail to move is waiting for budget. */
     ch->tail_cache = tail;
-    ch->want_space = 1;
-    return -EAGAIN;
+    return no_room(ch, __atomic_load_n(&ch->sh->tail, __ATOMIC_ACQUIRE));
 }
 
 static int ring_send_ref(cv_channel *base, uint64_t seq, cv_ref ref, uint32_t off, uint32_t len)
@@ -623,14 +633,20 @@ static void return_budget(ring_channel *ch)
     }
 }
 
+/* Done with the reference handed out last, when nothing acknowledges it
+ * (ring_ack publishes its tail between the two). */
+static void let_go(ring_channel *ch)
+{
+    return_budget(ch);
+    drop_held(ch);
+}
+
 static void release(ring_channel *ch)
 {
     if (ch->rnext != ch->rpos) {
         int was_ref = ch->held_len != 0;
-        if (!ch->ack_in) {
-            return_budget(ch);
-            drop_held(ch);
-        }
+        if (!ch->ack_in)
+            let_go(ch);
         ch->rpos = ch->rnext;
         if (ch->ack_in) {
             if (!ch->outstanding)
@@ -659,7 +675,7 @@ static int ring_recv_general(ring_channel *ch, cv_record *rec)
         }
         const unsigned char *p = ch->sh->data + (ch->rpos & ch->mask);
         uint32_t flags, len;
-        memcpy(&flags, p + 8, 4);
+        get_header(p, &flags, &len);
         if (flags & (F_WRAP | F_ABORT)) {
             if (flags & F_WRAP)
                 ch->rpos += ch->cap - (ch->rpos & ch->mask);
@@ -672,7 +688,6 @@ static int ring_recv_general(ring_channel *ch, cv_record *rec)
                 ch->acked = ch->rpos;
             continue;
         }
-        memcpy(&len, p + 12, 4);
         size_t size = rec_size(len);
         if (len > ch->cap / 4 || size > ch->head_cache - ch->rpos)
             return -EPROTO;
@@ -757,39 +772,6 @@ SLOW_PATH static int ring_recv_slow(ring_channel *ch, cv_record *rec)
     return rc;
 }
 
-/* The common case first: a plain record (or a watermark) starting below
- * fast_rend.  Anything odd about the record goes the slow way, which looks
- * at it again. */
-static int ring_recv(cv_channel *base, cv_record *rec)
-{
-    ring_channel *ch = (ring_channel *)base;
-    uint64_t pos = ch->rnext;
-    if (pos >= ch->fast_rend)
-        return ring_recv_slow(ch, rec);
-    ch->rpos = pos;     /* releases the previous record */
-    const unsigned char *p = ch->sh->data + (pos & ch->mask);
-    uint32_t flags, len;
-    memcpy(&flags, p + 8, 4);
-    memcpy(&len, p + 12, 4);
-    size_t size = rec_size(len);
-    /* Any flag but a watermark's (internal ones, or any added later) is
-     * for the slow path. */
-    if ((flags & ~CV_REC_WATERMARK) || len > ch->cap / 4 || size > ch->head_cache - pos)
-        return ring_recv_slow(ch, rec);
-    memcpy(&rec->seq, p, 8);
-    rec->flags = flags;
-    rec->len = len;
-    rec->data = p + HDR;
-    rec->ref = 0;
-    ch->rnext = pos + size;
-    if (!(flags & CV_REC_WATERMARK)) {
-        ch->received++;
-        if (ch->stats)
-            __atomic_store_n(&ch->stats->received, ch->received, __ATOMIC_RELAXED);
-    }
-    return 1;
-}
-
 /* As many plain records as are known to be there, up to MAX and below
  * fast_rend, in one go; the first record of any other kind stops it. */
 static int ring_recv_many(cv_channel *base, cv_record *recs, int max)
@@ -809,8 +791,7 @@ static int ring_recv_many(cv_channel *base, cv_record *recs, int max)
          * the lines ahead, published ones only (not those being written). */
         if (pos + PREFETCH_AHEAD < head)
             __builtin_prefetch(data + ((pos + PREFETCH_AHEAD) & mask));
-        memcpy(&flags, p + 8, 4);
-        memcpy(&len, p + 12, 4);
+        get_header(p, &flags, &len);
         size_t size = rec_size(len);
         if (flags || len > piece_max || size > head - pos)
             break;
@@ -828,6 +809,16 @@ static int ring_recv_many(cv_channel *base, cv_record *recs, int max)
                              __ATOMIC_RELAXED);
     }
     return n;
+}
+
+/* The common case first: a plain record starting below fast_rend, taken as
+ * ring_recv_many takes them; anything else the slow way, which looks at the
+ * record again. */
+static int ring_recv(cv_channel *base, cv_record *rec)
+{
+    if (ring_recv_many(base, rec, 1) == 1)
+        return 1;
+    return ring_recv_slow((ring_channel *)base, rec);
 }
 
 static void ring_ack(cv_channel *base)
@@ -888,10 +879,8 @@ static void ring_close_read(cv_channel *base)
     ring_channel *ch = (ring_channel *)base;
     if (!ch->can_read)
         return;
-    if (!ch->ack_in || !ch->outstanding) {
-        return_budget(ch);
-        drop_held(ch);
-    }
+    if (!ch->ack_in || !ch->outstanding)
+        let_go(ch);
     __atomic_store_n(&ch->sh->reader_gone, 1, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     wake_bell(ch->prod_bell);    /* end of stream: wake it even if not asleep yet */
