@@ -396,14 +396,33 @@ static void feed_in_pieces(int fd, enum cv_framing f, unsigned items)
     _exit(0);
 }
 
-static void read_pieces(enum cv_framing f)
+/* Where large frames are read when a test gives the reader a place(). */
+typedef struct {
+    unsigned char *mem;
+    size_t size;
+    unsigned calls;
+    size_t last_len;
+} place_state;
+
+static void *place_in(void *arg, size_t len)
 {
-    enum { ITEMS = 2000 };
+    place_state *ps = arg;
+    ps->calls++;
+    ps->last_len = len;
+    return len <= ps->size ? ps->mem : NULL;
+}
+
+/* Reads ITEMS items of the stream from a pipe fed in pieces and checks
+ * each.  With PS, length32 frames of at least 60000 bytes are read into
+ * placed memory; returns how many items were. */
+static unsigned read_pieces_into(enum cv_framing f, unsigned items, place_state *ps)
+{
     int p[2], status;
     unsigned char *want = malloc(80000);
     cv_reader r;
     const void *item;
     size_t len;
+    unsigned placed = 0;
 
     cr_assert_not_null(want);
     cr_assert_eq(pipe(p), 0);
@@ -411,23 +430,41 @@ static void read_pieces(enum cv_framing f)
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         close(p[0]);
-        feed_in_pieces(p[1], f, ITEMS);
+        feed_in_pieces(p[1], f, items);
     }
     close(p[1]);
     cr_assert_eq(cv_reader_init(&r, p[0], f, 100000), 0);
-    for (unsigned i = 0; i < ITEMS; i++) {
+    if (ps) {
+        r.place = place_in;
+        r.place_arg = ps;
+        r.place_min = 60000;
+    }
+    for (unsigned i = 0; i < items; i++) {
+        unsigned calls = ps ? ps->calls : 0;
         cr_assert_eq(cv_reader_next(&r, &item, &len), 1, "item %u", i + 1);
         cr_assert_eq(len, piece_len(i), "item %u", i + 1);
         piece_fill(i, want, len);
         cr_assert_eq(memcmp(item, want, len), 0, "item %u", i + 1);
+        if (ps && item == ps->mem) {
+            placed++;
+            cr_assert_geq(len, 60000, "item %u of %zu bytes was placed", i + 1, len);
+            cr_assert_eq(ps->calls, calls + 1);
+            cr_assert_eq(ps->last_len, len);
+        }
     }
     cr_assert_eq(cv_reader_next(&r, &item, &len), 0);
-    cr_assert_eq(r.items, ITEMS);
+    cr_assert_eq(r.items, items);
     cv_reader_free(&r);
     close(p[0]);
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "feeder status %#x", status);
     free(want);
+    return placed;
+}
+
+static void read_pieces(enum cv_framing f)
+{
+    read_pieces_into(f, 2000, NULL);
 }
 
 Test(pipe, lines_fed_in_small_pieces) { read_pieces(CV_FRAMING_LINES); }
@@ -709,66 +746,13 @@ Test(writer, closed_pipe_is_epipe)
 
 /* --- placed frames (the source reads large items into the pool) ---------- */
 
-typedef struct {
-    unsigned char *mem;
-    size_t size;
-    unsigned calls;
-    size_t last_len;
-} place_state;
-
-static void *place_in(void *arg, size_t len)
-{
-    place_state *ps = arg;
-    ps->calls++;
-    ps->last_len = len;
-    return len <= ps->size ? ps->mem : NULL;
-}
-
 /* The pipe stream of read_pieces, with frames of 60000 bytes or more read
  * straight into placed memory and the others from the buffer. */
 Test(pipe, large_frames_are_read_into_placed_memory)
 {
-    enum { ITEMS = 600 };
-    int p[2], status;
-    unsigned char *want = malloc(80000);
     place_state ps = {.mem = malloc(80000), .size = 80000};
-    cv_reader r;
-    const void *item;
-    size_t len;
-    unsigned placed = 0;
-
-    cr_assert_eq(pipe(p), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        close(p[0]);
-        feed_in_pieces(p[1], CV_FRAMING_LENGTH32, ITEMS);
-    }
-    close(p[1]);
-    cr_assert_eq(cv_reader_init(&r, p[0], CV_FRAMING_LENGTH32, 100000), 0);
-    r.place = place_in;
-    r.place_arg = &ps;
-    r.place_min = 60000;
-    for (unsigned i = 0; i < ITEMS; i++) {
-        unsigned calls = ps.calls;
-        cr_assert_eq(cv_reader_next(&r, &item, &len), 1, "item %u", i + 1);
-        cr_assert_eq(len, piece_len(i), "item %u", i + 1);
-        piece_fill(i, want, len);
-        cr_assert_eq(memcmp(item, want, len), 0, "item %u", i + 1);
-        if (item == ps.mem) {
-            placed++;
-            cr_assert_geq(len, 60000, "item %u of %zu bytes was placed", i + 1, len);
-            cr_assert_eq(ps.calls, calls + 1);
-            cr_assert_eq(ps.last_len, len);
-        }
-    }
-    cr_assert_eq(cv_reader_next(&r, &item, &len), 0);
+    unsigned placed = read_pieces_into(CV_FRAMING_LENGTH32, 600, &ps);
     cr_assert_eq(placed, 7, "items 6, 103, 200, 297, 394, 491 and 588 are above 60000 bytes");
-    cv_reader_free(&r);
-    close(p[0]);
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "feeder status %#x", status);
-    free(want);
     free(ps.mem);
 }
 
