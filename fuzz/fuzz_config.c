@@ -1,9 +1,9 @@
 /*
  * fuzz_config.c - fuzz target for pipeline.ini: parsing (config.c, through
- * inih), graph checks and compilation (graph.c) and the DOT picture.
+ * inih), graph checks and compilation (load/plan.c) and the DOT picture.
  *
  * Besides crashes, leaks and hangs, which the sanitizers and libFuzzer see,
- * it checks what config.h and graph.h promise: a refused file gets a
+ * it checks what config.h and plan.h promise: a refused file gets a
  * "fuzz.ini:LINE: ..." message whose line is in the file, and an accepted
  * one compiles to a plan whose channels and routes hang together.  The same
  * bytes are also read as a file (a memfd), which sees NUL bytes the string
@@ -19,8 +19,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "graph.h"
+#include "load/config.h"
+#include "load/plan.h"
 #include "fuzz.h"
 
 #define PATH "fuzz.ini"

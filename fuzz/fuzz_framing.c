@@ -32,7 +32,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "framing.h"
+#include "run/framing.h"
 #include "fuzz.h"
 
 #define MAX_STREAM ((size_t)256 << 10)

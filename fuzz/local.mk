@@ -14,12 +14,12 @@ if FUZZING
 check_PROGRAMS += fuzz/fuzz_config fuzz/fuzz_framing
 
 fuzz_fuzz_config_SOURCES = fuzz/fuzz_config.c fuzz/fuzz.h \
-	framework/config.c framework/graph.c framework/util.c framework/log.c
+	framework/load/config.c framework/load/plan.c framework/base/util.c framework/base/log.c
 fuzz_fuzz_config_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) $(INIH_CFLAGS)
 fuzz_fuzz_config_LDFLAGS = $(FUZZ_CFLAGS)
 fuzz_fuzz_config_LDADD = $(INIH_LIBS)
 
-fuzz_fuzz_framing_SOURCES = fuzz/fuzz_framing.c fuzz/fuzz.h framework/framing.c
+fuzz_fuzz_framing_SOURCES = fuzz/fuzz_framing.c fuzz/fuzz.h framework/run/framing.c
 fuzz_fuzz_framing_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
 fuzz_fuzz_framing_LDFLAGS = $(FUZZ_CFLAGS)
 

@@ -1,5 +1,5 @@
 /*
- * test_config.c - pipeline.ini parsing (framework/config.c): defaults, every
+ * test_config.c - pipeline.ini parsing (framework/load/config.c): defaults, every
  * key, paths resolved against the INI file's folder, multi-line values, and
  * every error with its exact message and line.
  */
@@ -12,7 +12,7 @@
 
 #include <criterion/criterion.h>
 
-#include "config.h"
+#include "load/config.h"
 
 #define PATH "p.ini"
 

@@ -15,7 +15,7 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "framing.h"
+#include "run/framing.h"
 
 #define MiB ((size_t)1 << 20)
 

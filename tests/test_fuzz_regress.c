@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "graph.h"
+#include "load/config.h"
+#include "load/plan.h"
 #include "fuzz.h"
 
 /* Replays every file of tests/data/fuzz/TARGET through ONE; returns how
@@ -127,7 +127,7 @@ Test(fuzz_regress, chained_diamonds_are_bounded, .timeout = 30)
     expect_plan_refused(text);
 }
 
-/* Finding (fuzz_config, heap-buffer-overflow in mark_ordered, graph.c): the
+/* Finding (fuzz_config, heap-buffer-overflow in mark_ordered, plan.c): the
  * work list of processes to mark for order = source had room for one entry
  * per process, but a process was pushed once per channel leading from it to
  * a process being marked, before it was marked seen.  Here the join's six

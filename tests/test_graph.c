@@ -1,5 +1,5 @@
 /*
- * test_graph.c - unit tests of graph.c: every validation message with its
+ * test_graph.c - unit tests of load/plan.c: every validation message with its
  * line, and what a valid pipeline compiles to (processes, channels, routes,
  * merge orders, ranks, ordered channels, DOT).
  *
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "graph.h"
+#include "load/config.h"
+#include "load/plan.h"
 
 static cv_config *load(const char *text)
 {
@@ -271,7 +271,7 @@ Test(graph_errors, stage_read_twice_without_fork)
                  "put a replicate (every item to each) or a balance (each item to one) after it");
 }
 
-/* config.c refuses "input = a, a" itself; graph.c's own check guards a
+/* config.c refuses "input = a, a" itself; plan.c's own check guards a
  * config made some other way. */
 Test(graph_errors, input_listed_twice)
 {
@@ -430,7 +430,7 @@ Test(graph_plan, replicas_are_a_balance_and_an_arrival_merge)
 }
 
 /* order on a replicated processor orders the merge of its replicas.  The
- * key is set here after parsing, so these tests check graph.c alone
+ * key is set here after parsing, so these tests check plan.c alone
  * (config.c takes "order" on joins only when this was written). */
 static cv_plan *build_with_order(const char *text, const char *stage, enum cv_order order)
 {

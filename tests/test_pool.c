@@ -1,5 +1,5 @@
 /*
- * test_pool.c - the shared pool of large items (framework/pool.c): blocks,
+ * test_pool.c - the shared pool of large items (framework/transport/pool.c): blocks,
  * counts, first-fit reuse, a full pool, bad references, and counts changed
  * from other processes.
  */
@@ -8,7 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "pool.h"
+#include "transport/pool.h"
 
 #define MIB (1024 * 1024)
 

@@ -18,9 +18,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "conveyor/plugin.h"
-#include "log.h"
-#include "shm.h"
+#include <conveyor/plugin.h>
+#include "base/log.h"
+#include "transport/shm.h"
 
 static char tmpdir[64];
 

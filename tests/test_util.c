@@ -1,5 +1,5 @@
 /*
- * test_util.c - framework/util.c: sizes and numbers, spelling suggestions,
+ * test_util.c - framework/base/util.c: sizes and numbers, spelling suggestions,
  * string helpers, allocation failure, and whole-buffer I/O through
  * interrupted short writes.
  */
@@ -17,7 +17,7 @@
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 
-#include "util.h"
+#include "base/util.h"
 
 /* Under ASan an impossible malloc must return NULL (as plain glibc's does)
  * so that the abort test below sees cv_malloc's own abort(). */

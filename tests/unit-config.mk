@@ -1,5 +1,5 @@
 # tests/unit-config.mk - unit tests of pipeline.ini parsing and the small
-# helpers (framework/config.c, framework/util.c); included by tests/local.mk.
+# helpers (framework/load/config.c, framework/base/util.c); included by tests/local.mk.
 # The INI files they read are under tests/data/config/ (found through
 # CONVEYOR_TEST_DATA, set in AM_TESTS_ENVIRONMENT).
 check_PROGRAMS += tests/test_config tests/test_util

@@ -7,7 +7,7 @@
 #include <poll.h>
 #include <time.h>
 
-#include "channel.h"
+#include "transport/channel.h"
 
 void cv_channel_keep(cv_channel *ch, int ends)
 {

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "loader.h"
-#include "util.h"
+#include "load/loader.h"
+#include "base/util.h"
 
 #ifndef CONVEYOR_PLUGINDIR
 #define CONVEYOR_PLUGINDIR "/usr/local/lib/conveyor"

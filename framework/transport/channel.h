@@ -24,7 +24,7 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include "pool.h"
+#include "transport/pool.h"
 
 /* A watermark carries no item: "the producer is done with every source item
  * up to seq" (used only on channels feeding an order = source join). */

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include "config.h"
+#include "load/config.h"
 
 typedef struct cv_reader {
     int fd;

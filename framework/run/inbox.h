@@ -17,8 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "channel.h"
-#include "config.h"
+#include "transport/channel.h"
+#include "load/config.h"
 
 struct cv_run;
 

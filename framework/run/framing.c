@@ -15,8 +15,8 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
-#include "framing.h"
-#include "util.h"
+#include "run/framing.h"
+#include "base/util.h"
 
 #define CHUNK ((size_t)64 << 10)
 

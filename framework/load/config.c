@@ -26,8 +26,8 @@
 
 #include <ini.h>
 
-#include "config.h"
-#include "util.h"
+#include "load/config.h"
+#include "base/util.h"
 
 #define DEFAULT_MAX_ITEM ((size_t)64 << 20)
 #define DEFAULT_MAX_RESTARTS 5u

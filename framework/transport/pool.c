@@ -21,9 +21,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "pool.h"
-#include "shm.h"
-#include "util.h"
+#include "transport/pool.h"
+#include "transport/shm.h"
+#include "base/util.h"
 
 #define PAGE 4096u
 #define BLOCK_HDR 64u           /* the data stays 64-byte aligned */

@@ -9,7 +9,7 @@
  * on_error, restart, shared_memory_mode), sizes and numbers, duplicate
  * sections and keys.  Plugin parameters are kept as they are (checked later
  * against the plugin's declared params by the loader).  Graph checks (unknown
- * inputs, cycles, ...) are graph.c's.
+ * inputs, cycles, ...) are plan.c's.
  *
  * Errors are written into err as "FILE:LINE: what is wrong", with a
  * suggestion when a close spelling exists; the functions return a negative

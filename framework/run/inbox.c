@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "inbox.h"
-#include "runtime.h"
-#include "util.h"
+#include "run/inbox.h"
+#include "run/runtime.h"
+#include "base/util.h"
 
 #define CV_INBOX_BATCH 32   /* items received at once from a single input */
 

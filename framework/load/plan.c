@@ -1,6 +1,6 @@
 /*
- * graph.c - checks the stages of a pipeline as a graph and compiles it into
- * processes, channels and routes (see graph.h).
+ * plan.c - checks the stages of a pipeline as a graph and compiles it into
+ * processes, channels and routes (see plan.h).
  *
  * Nodes are the config's stages plus two pseudo-nodes, the source (what
  * [pipeline] input reads) and the sink (what writes output).  Every node but
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph.h"
-#include "util.h"
+#include "load/plan.h"
+#include "base/util.h"
 
 #define SOURCE (-1)
 #define SINK (-2)

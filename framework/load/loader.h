@@ -12,7 +12,7 @@
 
 #include <stdio.h>
 #include <conveyor/plugin.h>
-#include "config.h"
+#include "load/config.h"
 
 typedef struct cv_module cv_module;
 

@@ -17,10 +17,10 @@
 #include <sys/types.h>
 
 #include <conveyor/plugin.h>
-#include "channel.h"
-#include "config.h"
-#include "graph.h"
-#include "shm.h"
+#include "transport/channel.h"
+#include "load/config.h"
+#include "load/plan.h"
+#include "transport/shm.h"
 
 /* Exit codes of forked processes, read by the host. */
 enum {

@@ -9,13 +9,13 @@
 #include <string.h>
 
 #include <conveyor/host.h>
-#include "config.h"
-#include "graph.h"
-#include "loader.h"
-#include "log.h"
-#include "runtime.h"
-#include "shm.h"
-#include "util.h"
+#include "load/config.h"
+#include "load/plan.h"
+#include "load/loader.h"
+#include "base/log.h"
+#include "run/runtime.h"
+#include "transport/shm.h"
+#include "base/util.h"
 
 struct conveyor_pipeline {
     cv_config *cfg;

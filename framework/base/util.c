@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 /* Reads the leading decimal digits of S into *out and returns how many there
  * were (0 when S does not start with one); *overflow tells whether the value

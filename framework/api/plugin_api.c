@@ -1,5 +1,5 @@
 /*
- * api.c - the calls a plugin makes (sdk/conveyor/plugin.h), implemented
+ * plugin_api.c - the calls a plugin makes (sdk/conveyor/plugin.h), implemented
  * over the process's runtime context.
  */
 #include <errno.h>
@@ -7,8 +7,8 @@
 #include <stdio.h>
 
 #include <conveyor/plugin.h>
-#include "log.h"
-#include "runtime.h"
+#include "base/log.h"
+#include "run/runtime.h"
 
 int conveyor_emit(conveyor_ctx *ctx, const void *item, size_t len)
 {

@@ -18,9 +18,9 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "log.h"
-#include "shm.h"
-#include "conveyor/plugin.h"
+#include "base/log.h"
+#include "transport/shm.h"
+#include <conveyor/plugin.h>
 
 const char *cv_shm_dir = "/dev/shm";
 

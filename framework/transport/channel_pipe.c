@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "channel.h"
-#include "util.h"
+#include "transport/channel.h"
+#include "base/util.h"
 
 #define HDR 16
 #define WBUF (64 * 1024)

@@ -18,11 +18,11 @@
 #include <unistd.h>
 
 #include <conveyor/host.h>
-#include "framing.h"
-#include "inbox.h"
-#include "log.h"
-#include "runtime.h"
-#include "util.h"
+#include "run/framing.h"
+#include "run/inbox.h"
+#include "base/log.h"
+#include "run/runtime.h"
+#include "base/util.h"
 
 /* Watermarks are sent at the latest when a process falls this many source
  * items behind on an ordered channel, and always before it waits. */

@@ -31,9 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "channel.h"
-#include "shm.h"
-#include "util.h"
+#include "transport/channel.h"
+#include "transport/shm.h"
+#include "base/util.h"
 
 #define HDR 16
 #define F_WRAP 0x80000000u      /* skip to the start of the ring */

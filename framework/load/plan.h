@@ -1,5 +1,5 @@
 /*
- * graph.h - validates a pipeline's stages as a graph and compiles it into
+ * plan.h - validates a pipeline's stages as a graph and compiles it into
  * processes and channels.
  *
  * Only processors (one process per replica), the source and the sink become
@@ -13,7 +13,7 @@
 #define CV_GRAPH_H
 
 #include <stdio.h>
-#include "config.h"
+#include "load/config.h"
 
 enum cv_route_kind { CV_ROUTE_CHANNEL, CV_ROUTE_REPLICATE, CV_ROUTE_BALANCE };
 
