@@ -13,7 +13,7 @@
 #include "load/plan.h"
 #include "load/loader.h"
 #include "base/log.h"
-#include "run/runtime.h"
+#include "run/run.h"
 #include "transport/shm.h"
 #include "base/util.h"
 

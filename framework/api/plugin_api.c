@@ -8,7 +8,7 @@
 
 #include <conveyor/plugin.h>
 #include "base/log.h"
-#include "run/runtime.h"
+#include "run/run.h"
 
 int conveyor_emit(conveyor_ctx *ctx, const void *item, size_t len)
 {

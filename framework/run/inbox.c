@@ -6,20 +6,21 @@
 #include <string.h>
 
 #include "run/inbox.h"
-#include "run/runtime.h"
 #include "base/util.h"
 
 #define CV_INBOX_BATCH 32   /* items received at once from a single input */
 
 void cv_inbox_init(cv_inbox *ib, cv_channel **chans, cv_channel_stats *const *stats,
-                   const unsigned *ranks, size_t n, enum cv_order order, struct cv_run *run)
+                   const unsigned *ranks, size_t n, enum cv_order order, cv_inbox_wait_fn wait,
+                   void *wait_arg)
 {
     memset(ib, 0, sizeof *ib);
     ib->in = cv_calloc(n + 1, sizeof *ib->in);
     ib->waitlist = cv_calloc(n + 1, sizeof *ib->waitlist);
     ib->n = n;
     ib->order = order;
-    ib->run = run;
+    ib->wait = wait;
+    ib->wait_arg = wait_arg;
     ib->cur_rank = n ? ranks[0] : 0;
     ib->last = -1;
     ib->single = n == 1 && order != CV_ORDER_SOURCE;
@@ -95,7 +96,7 @@ static int next_single(cv_inbox *ib, cv_record *rec)
         int rc = read_item(ib, 0, rec);
         if (rc != -EAGAIN)
             return rc;
-        rc = cv_run_wait(ib->run, &c->ch, 1, -1);
+        rc = ib->wait(ib->wait_arg, &c->ch, 1);
         if (rc < 0 && rc != -EINTR)
             return rc;
     }
@@ -121,7 +122,7 @@ static int next_arrival(cv_inbox *ib, cv_record *rec)
         }
         if (nwait == 0)
             return 0;
-        int rc = cv_run_wait(ib->run, ib->waitlist, nwait, -1);
+        int rc = ib->wait(ib->wait_arg, ib->waitlist, nwait);
         if (rc < 0 && rc != -EINTR)
             return rc;
     }
@@ -234,7 +235,7 @@ static int next_concat(cv_inbox *ib, cv_record *rec)
         }
         if (nwait == 0)
             continue;
-        int rc = cv_run_wait(ib->run, ib->waitlist, nwait, -1);
+        int rc = ib->wait(ib->wait_arg, ib->waitlist, nwait);
         if (rc < 0 && rc != -EINTR)
             return rc;
     }
@@ -301,7 +302,7 @@ static int next_source(cv_inbox *ib, cv_record *rec)
         }
         if (nwait == 0)
             continue;
-        int rc = cv_run_wait(ib->run, ib->waitlist, nwait, -1);
+        int rc = ib->wait(ib->wait_arg, ib->waitlist, nwait);
         if (rc < 0 && rc != -EINTR)
             return rc;
     }

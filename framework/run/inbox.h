@@ -20,7 +20,11 @@
 #include "transport/channel.h"
 #include "load/config.h"
 
-struct cv_run;
+/* How the inbox waits when no input has anything: returns once one of
+ * READS may have data (or end of stream), after doing whatever its owner
+ * must do before it sleeps (flush and publish its outputs).  0, -EINTR, or
+ * another -errno, which the inbox returns. */
+typedef int (*cv_inbox_wait_fn)(void *arg, cv_channel **reads, size_t nreads);
 
 typedef struct cv_in_chan {
     cv_channel *ch;
@@ -49,12 +53,15 @@ typedef struct cv_inbox {
     unsigned char *spillbuf;
     size_t spillcap;
     cv_channel **waitlist;
-    struct cv_run *run;
+    cv_inbox_wait_fn wait;
+    void *wait_arg;
 } cv_inbox;
 
-/* STATS[i] are the counters of CHANS[i]. */
+/* STATS[i] are the counters of CHANS[i], RANKS[i] its rank (concat and
+ * source ties); WAIT(WAIT_ARG, ...) is called whenever nothing can be read. */
 void cv_inbox_init(cv_inbox *ib, cv_channel **chans, cv_channel_stats *const *stats,
-                   const unsigned *ranks, size_t n, enum cv_order order, struct cv_run *run);
+                   const unsigned *ranks, size_t n, enum cv_order order, cv_inbox_wait_fn wait,
+                   void *wait_arg);
 /* 1 and the next item (data valid until the next call), 0 when every input
  * has ended, -errno on error.  Watermarks are consumed here, never returned.
  * Inline, below: it is called once per item. */

@@ -1,0 +1,573 @@
+/*
+ * child.c - what every forked process runs: its set-up (signals, channel
+ * ends, standard descriptors), then the loop of the source (read the input,
+ * emit), of a stage (init, process each item, fini) or of the sink (write
+ * the output).  A process ends with _exit and one of the CV_CHILD_* codes
+ * the host reads; errors reach the loops as -errno, and peer_gone() alone
+ * turns a consumer that went away into a quiet exit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "run/run.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+const char *cv_proc_desc(const cv_run *r, int p, char *buf, size_t n)
+{
+    const cv_proc *pr = &r->plan->procs[p];
+    if (pr->kind == CV_PROC_SOURCE)
+        snprintf(buf, n, "the input reader");
+    else if (pr->kind == CV_PROC_SINK)
+        snprintf(buf, n, "the output writer");
+    else if (r->cfg->stages[pr->stage].replicas > 1)
+        snprintf(buf, n, "stage '%s' replica %u", r->cfg->stages[pr->stage].name, pr->replica);
+    else
+        snprintf(buf, n, "stage '%s'", r->cfg->stages[pr->stage].name);
+    return buf;
+}
+
+/* The one place that decides what a channel error means for a process:
+ * -EPIPE is a consumer that went away, so the host is already stopping the
+ * pipeline and this process ends quietly (a consequence, never reported as
+ * a cause); anything else is an I/O error of its own. */
+static int peer_gone(int rc)
+{
+    return rc == -EPIPE;
+}
+
+static int exit_for_error(int rc)
+{
+    return peer_gone(rc) ? CV_CHILD_PEER_GONE : CV_CHILD_IO_ERROR;
+}
+
+/* Flushes and closes the outputs at the end of the stream: CV_CHILD_OK, or
+ * the exit code for what went wrong. */
+static int finish_outputs(cv_run *r, const char *who)
+{
+    int rc = cv_run_close_outputs(r);
+    if (rc < 0 && !peer_gone(rc))
+        cv_error("%s: closing its outputs: %s", who, strerror(-rc));
+    return rc < 0 ? exit_for_error(rc) : CV_CHILD_OK;
+}
+
+/* The inbox waits through the process's own wait (flush, publish, sleep). */
+static int inbox_wait(void *arg, cv_channel **reads, size_t nreads)
+{
+    return cv_run_wait(arg, reads, nreads, -1);
+}
+
+/* --- the source --------------------------------------------------------- */
+
+/* A stop request waiting to be let in.  ppoll delivers a signal only when
+ * it returns EINTR: on an input that is always readable (a file, a pipe
+ * kept full) it never does, so the source looks for it itself. */
+static int stop_pending(void)
+{
+    sigset_t pend, usr1;
+    struct timespec zero = {0, 0};
+    if (sigpending(&pend) < 0 || !sigismember(&pend, SIGUSR1))
+        return 0;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    (void)sigtimedwait(&usr1, NULL, &zero);     /* taken: it is handled here */
+    stop_requested = 1;
+    return 1;
+}
+
+/* Called by the reader before each read(): flushes outputs while the input
+ * has nothing, and lets a pending stop request in (SIGUSR1 is blocked
+ * everywhere else, so it is seen exactly here). */
+static int source_before_read(void *arg, int fd)
+{
+    cv_run *r = arg;
+    sigset_t open_mask;
+    sigprocmask(SIG_SETMASK, NULL, &open_mask);
+    sigdelset(&open_mask, SIGUSR1);
+    for (;;) {
+        if (stop_requested || stop_pending())
+            return -EINTR;
+        struct timespec zero = {0, 0};
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int n = ppoll(&pfd, 1, &zero, &open_mask);
+        if (n < 0 && errno == EINTR)
+            return -EINTR;
+        if (n != 0)
+            return 0;
+        cv_run_sync_watermarks(r);
+        int rc = cv_channels_wait(NULL, 0, r->outs, r->nouts, fd, -1, &open_mask);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* The reader's place() for large length32 frames: a pool block, so that
+ * the item is read from the input straight into the memory every stage
+ * then shares. */
+static void *source_place(void *arg, size_t len)
+{
+    cv_run *r = arg;
+    return cv_pool_alloc(r->pool, len, &r->placed);
+}
+
+/* Says what is wrong with the input (or that the pipeline is stopping) and
+ * returns the exit code for a read that returned RC after ITEMS items. */
+static int input_error(cv_run *r, int rc, uint64_t items)
+{
+    if (peer_gone(rc))
+        return CV_CHILD_PEER_GONE;
+    if (rc == -EMSGSIZE) {
+        cv_error("input item %" PRIu64 " is larger than max_item (%zu bytes)", items + 1,
+                 r->cfg->max_item);
+        return CV_CHILD_BAD_INPUT;
+    }
+    if (rc == -EPROTO) {
+        cv_error("the input ends inside item %" PRIu64 " (a truncated length32 frame)",
+                 items + 1);
+        return CV_CHILD_BAD_INPUT;
+    }
+    cv_error("reading the input after item %" PRIu64 ": %s", items, strerror(-rc));
+    return CV_CHILD_IO_ERROR;
+}
+
+/* Emits source item SEQ; 0 or -errno. */
+static int source_emit(cv_run *r, uint64_t seq, const void *item, size_t len)
+{
+    cv_route *out = r->plan->procs[r->self].out;
+    int rc = cv_run_emit_direct(r, seq, item, len)
+                 ? 0
+                 : cv_run_emit_item(r, out, seq, item, len, r->placed, item, len);
+    if (r->placed) {
+        cv_pool_drop(r->pool, r->placed);
+        r->placed = 0;
+    }
+    if (rc < 0)
+        return rc;
+    r->n_out++;
+    r->source_low = seq + 1;
+    if (r->has_ordered && r->source_low - r->last_sync >= CV_WATERMARK_LAG)
+        cv_run_sync_watermarks(r);
+    return 0;
+}
+
+static int run_source(cv_run *r)
+{
+    cv_reader rd;
+    int code = CV_CHILD_OK;
+
+    if (cv_reader_init(&rd, r->in_fd, r->cfg->framing, r->cfg->max_item) < 0)
+        return CV_CHILD_IO_ERROR;
+    rd.before_read = source_before_read;
+    rd.before_read_arg = r;
+    if (r->pool) {
+        rd.place = source_place;
+        rd.place_arg = r;
+        rd.place_min = r->large;
+    }
+    r->source_low = 1;
+    while (!stop_requested) {
+        const void *item;
+        size_t len;
+        int rc = cv_reader_next(&rd, &item, &len);
+        if (rc == 1) {
+            r->n_in = rd.items;
+            rc = source_emit(r, rd.items, item, len);
+            if (rc < 0) {
+                code = exit_for_error(rc);
+                break;
+            }
+            continue;
+        }
+        if (rc == 0)
+            break;
+        if (rc == -EINTR)
+            continue;
+        code = input_error(r, rc, rd.items);
+        break;
+    }
+    cv_reader_free(&rd);
+    if (code == CV_CHILD_OK || code == CV_CHILD_BAD_INPUT) {
+        r->source_low = UINT64_MAX;
+        int closed = finish_outputs(r, "the input reader");
+        if (code == CV_CHILD_OK)
+            code = closed;
+    }
+    return code;
+}
+
+/* --- the sink ----------------------------------------------------------- */
+
+static int run_sink(cv_run *r)
+{
+    cv_record rec;
+    int rc;
+
+    cv_writer_init(&r->sink, r->out_fd, r->cfg->framing);
+    r->sink_open = 1;
+    while ((rc = cv_inbox_next(&r->inbox, &rec)) == 1) {
+        r->n_in++;
+        rc = cv_writer_put(&r->sink, rec.data, rec.len);
+        if (rc < 0)
+            break;
+        r->n_out++;
+    }
+    if (rc == 0)
+        rc = cv_writer_flush(&r->sink);
+    r->sink_open = 0;
+    cv_writer_free(&r->sink);
+    /* The sink has no consumer: -EPIPE is the output's reader gone. */
+    if (rc == -EPIPE)
+        return CV_CHILD_OUTPUT_CLOSED;
+    if (rc < 0) {
+        cv_error("writing the output after item %" PRIu64 ": %s", r->n_out,
+                 strerror(-rc));
+        return CV_CHILD_IO_ERROR;
+    }
+    return CV_CHILD_OK;
+}
+
+/* --- a stage ------------------------------------------------------------ */
+
+static int dead_letter(cv_run *r, const cv_stage_cfg *st, const cv_record *rec)
+{
+    int fd = open(st->dead_letter_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    cv_writer w;
+    cv_writer_init(&w, fd, r->cfg->framing);
+    int rc = cv_writer_put(&w, rec->data, rec->len);
+    if (rc == 0)
+        rc = cv_writer_flush(&w);
+    cv_writer_free(&w);
+    close(fd);
+    return rc;
+}
+
+/* After a plugin's call (WHAT: "init", "process", "fini"; ITEM: the item
+ * it processed, or 0): an item begun and never committed ends the process
+ * with BEGUN_CODE, an error an emit met with the code for that error.
+ * Returns the exit code, or -1 when the call left nothing wrong. */
+static int after_call(cv_run *r, const char *who, const char *what, uint64_t item,
+                      int begun_code)
+{
+    conveyor_ctx *ctx = &r->ctx;
+    char at[64] = "";
+    if (item)
+        snprintf(at, sizeof at, ", at item %" PRIu64, item);
+    if (ctx->begun) {
+        cv_error("%s: %s returned with an item begun (conveyor_emit_begin) but not "
+                 "committed%s", who, what, at);
+        return begun_code;
+    }
+    if (ctx->emit_error) {
+        if (!peer_gone(ctx->emit_error))
+            cv_error("%s: an item it emitted in %s could not be sent%s: %s", who, what, at,
+                     strerror(-ctx->emit_error));
+        return exit_for_error(ctx->emit_error);
+    }
+    return -1;
+}
+
+static int stage_init(cv_run *r, const conveyor_stage *sd, const char *who)
+{
+    if (!sd->init)
+        return -1;
+    conveyor_ctx *ctx = &r->ctx;
+    ctx->seq = 0;
+    ctx->in_call = 1;
+    int rc = sd->init(ctx);
+    ctx->in_call = 0;
+    int code = after_call(r, who, "init", 0, CV_CHILD_INIT_FAILED);
+    if (code >= 0)
+        return code;
+    if (rc != 0) {
+        cv_error("%s: init failed (returned %d); the pipeline does not start", who, rc);
+        return CV_CHILD_INIT_FAILED;
+    }
+    return -1;
+}
+
+/* An item that crashed this stage max_restarts times in a row: written to
+ * the dead-letter file instead of processed.  -1, or the exit code. */
+static int stage_poison(cv_run *r, const cv_stage_cfg *st, const cv_record *rec, const char *who)
+{
+    cv_proc_stats *ps = &r->pstats[r->self];
+    int drc = dead_letter(r, st, rec);
+    if (drc < 0) {
+        cv_error("%s: poison item %" PRIu64 " could not be written to '%s': %s", who, rec->seq,
+                 st->dead_letter_path, strerror(-drc));
+        return CV_CHILD_IO_ERROR;
+    }
+    cv_warn("%s: item %" PRIu64 " crashed it %u times in a row: written to '%s' "
+            "instead of processed", who, rec->seq, st->max_restarts, st->dead_letter_path);
+    ps->poison = 0;
+    ps->failed++;
+    r->n_done++;
+    cv_run_publish_counts(r);
+    cv_inbox_ack(&r->inbox);
+    return -1;
+}
+
+/* process() of one item, and what its result means under on_error.  -1 to
+ * go on, or the exit code. */
+static int stage_item(cv_run *r, const conveyor_stage *sd, const cv_stage_cfg *st,
+                      const cv_record *rec, const char *who, uint64_t *skipped)
+{
+    conveyor_ctx *ctx = &r->ctx;
+    cv_proc_stats *ps = &r->pstats[r->self];
+    ctx->seq = rec->seq;
+    ps->current = rec->seq;
+    r->n_in++;
+    ctx->in_call = 1;
+    ctx->item = rec->data ? rec->data : "";
+    ctx->item_len = rec->len;
+    ctx->item_ref = rec->ref;
+    int prc = sd->process(ctx, rec->data, rec->len);
+    ctx->in_call = 0;
+    ctx->item = NULL;
+    ctx->item_len = 0;
+    ctx->item_ref = 0;
+    int code = after_call(r, who, "process", rec->seq, CV_CHILD_ITEM_FAILED);
+    if (code >= 0)
+        return code;
+    ps->current = 0;
+    if (prc != 0) {
+        if (st->on_error == CV_ON_ERROR_FAIL) {
+            cv_error("%s failed item %" PRIu64 " (process returned %d)", who, rec->seq, prc);
+            return CV_CHILD_ITEM_FAILED;
+        }
+        ps->failed++;
+        (*skipped)++;
+        if (st->on_error == CV_ON_ERROR_DEAD_LETTER) {
+            int drc = dead_letter(r, st, rec);
+            if (drc < 0) {
+                cv_error("%s failed item %" PRIu64 " and it could not be written to the "
+                         "dead-letter file '%s': %s",
+                         who, rec->seq, st->dead_letter_path, strerror(-drc));
+                return CV_CHILD_IO_ERROR;
+            }
+        }
+    }
+    r->n_done++;
+    if (r->ack) {
+        /* Restarts read done.  Outputs first, then the input: a crash
+         * between the two stores is the one window where an item is done
+         * twice. */
+        cv_run_publish_counts(r);
+        for (size_t i = 0; i < r->nouts; i++)
+            cv_channel_publish(r->outs[i]);
+        cv_inbox_ack(&r->inbox);
+    }
+    if (r->has_ordered && cv_run_current_low(r) - r->last_sync >= CV_WATERMARK_LAG)
+        cv_run_sync_watermarks(r);
+    return -1;
+}
+
+static int stage_fini(cv_run *r, const conveyor_stage *sd, const cv_stage_cfg *st,
+                      const char *who, uint64_t skipped)
+{
+    if (sd->fini) {
+        conveyor_ctx *ctx = &r->ctx;
+        ctx->seq = UINT64_MAX;
+        ctx->in_call = 1;
+        sd->fini(ctx);
+        ctx->in_call = 0;
+        int code = after_call(r, who, "fini", 0, CV_CHILD_ITEM_FAILED);
+        if (code >= 0)
+            return code;
+    }
+    if (skipped) {
+        if (st->on_error == CV_ON_ERROR_DEAD_LETTER)
+            cv_warn("%s: %" PRIu64 " failed item%s written to '%s'", who, skipped,
+                    skipped == 1 ? "" : "s", st->dead_letter_path);
+        else
+            cv_warn("%s: %" PRIu64 " failed item%s skipped", who, skipped, skipped == 1 ? "" : "s");
+    }
+    return CV_CHILD_OK;
+}
+
+static int run_stage(cv_run *r)
+{
+    const cv_proc *pr = &r->plan->procs[r->self];
+    const cv_stage_cfg *st = &r->cfg->stages[pr->stage];
+    const conveyor_stage *sd = r->stages[pr->stage];
+    cv_proc_stats *ps = &r->pstats[r->self];
+    char who[256];
+    cv_record rec;
+    uint64_t skipped = 0;
+    int rc, code;
+
+    cv_proc_desc(r, r->self, who, sizeof who);
+    if ((code = stage_init(r, sd, who)) >= 0)
+        return code;
+    while ((rc = cv_inbox_next(&r->inbox, &rec)) == 1) {
+        if (r->ack && ps->poison && ps->poison == rec.seq)
+            code = stage_poison(r, st, &rec, who);
+        else
+            code = stage_item(r, sd, st, &rec, who, &skipped);
+        if (code >= 0)
+            return code;
+    }
+    if (rc < 0) {
+        if (!peer_gone(rc))
+            cv_error("%s: reading its input: %s", who, strerror(-rc));
+        return exit_for_error(rc);
+    }
+    if ((code = stage_fini(r, sd, st, who, skipped)) != CV_CHILD_OK)
+        return code;
+    return finish_outputs(r, who);
+}
+
+/* --- set-up ------------------------------------------------------------- */
+
+/* The host coordinates stopping: terminal signals to the process group
+ * must not kill stages mid-item; SIGUSR1 (the host's stop request) is let
+ * in only inside the source's waits. */
+static void child_signals(const sigset_t *host_mask)
+{
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGCHLD, SIG_DFL);
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigset_t mask = *host_mask;
+    sigaddset(&mask, SIGUSR1);
+    sigprocmask(SIG_SETMASK, &mask, NULL);
+}
+
+/* Keeps only process P's channel ends, so end of stream is seen, and lists
+ * its inputs and outputs. */
+static void child_channels(cv_run *r, int p, int restarted)
+{
+    const cv_plan *pl = r->plan;
+    const cv_proc *pr = &pl->procs[p];
+    r->outs = cv_calloc(pl->nchans + 1, sizeof *r->outs);
+    r->out_ids = cv_calloc(pl->nchans + 1, sizeof *r->out_ids);
+    r->view = cv_calloc(pl->nchans + 1, sizeof *r->view);
+    r->ins = cv_calloc(pl->nchans + 1, sizeof *r->ins);
+    for (size_t c = 0; c < pl->nchans; c++) {
+        const cv_chan_desc *cd = &pl->chans[c];
+        int ends = (cd->from == p ? CV_END_WRITE : 0) | (cd->to == p ? CV_END_READ : 0);
+        cv_channel_keep(r->chans[c], ends);
+        if (cd->from == p) {
+            r->outs[r->nouts] = r->chans[c];
+            r->out_ids[r->nouts++] = (int)c;
+            if (cd->ordered)
+                r->has_ordered = 1;
+        }
+    }
+    for (size_t i = 0; i < pr->ninputs; i++)
+        r->ins[i] = r->chans[pr->inputs[i]];
+    r->nins = pr->ninputs;
+    /* restart = on-failure: work item by item, and a restarted process takes
+     * over where the dead one had finished. */
+    r->ack = pr->kind == CV_PROC_STAGE && r->cfg->stages[pr->stage].restart == CV_RESTART_ON_FAILURE;
+    if (r->ack) {
+        for (size_t i = 0; i < r->nins; i++)
+            cv_channel_set_ack(r->ins[i], CV_END_READ);
+        for (size_t i = 0; i < r->nouts; i++)
+            cv_channel_set_ack(r->outs[i], CV_END_WRITE);
+    }
+    if (pr->out && pr->out->kind == CV_ROUTE_CHANNEL && !r->has_ordered)
+        r->direct = r->chans[pr->out->channel];
+    if (restarted) {
+        for (size_t i = 0; i < r->nins; i++)
+            cv_channel_resume(r->ins[i]);
+        for (size_t i = 0; i < r->nouts; i++)
+            cv_channel_resume(r->outs[i]);
+    }
+}
+
+/* Only the source reads the input and only the sink writes the output; a
+ * stage that prints to stdout writes to stderr instead. */
+static void child_stdio(cv_run *r, enum cv_proc_kind kind)
+{
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (kind != CV_PROC_SOURCE) {
+        if (devnull >= 0)
+            dup2(devnull, STDIN_FILENO);
+        if (r->in_fd > STDERR_FILENO)
+            close(r->in_fd);
+    }
+    if (kind != CV_PROC_SINK) {
+        dup2(STDERR_FILENO, STDOUT_FILENO);
+        if (r->out_fd > STDERR_FILENO)
+            close(r->out_fd);
+    }
+    if (devnull >= 0)
+        close(devnull);
+}
+
+static void child_inbox(cv_run *r, const cv_proc *pr)
+{
+    unsigned *ranks = cv_calloc(pr->ninputs + 1, sizeof *ranks);
+    cv_channel_stats **stats = cv_calloc(pr->ninputs + 1, sizeof *stats);
+    for (size_t i = 0; i < pr->ninputs; i++) {
+        ranks[i] = r->plan->chans[pr->inputs[i]].rank;
+        stats[i] = &r->chstats[pr->inputs[i]];
+    }
+    cv_inbox_init(&r->inbox, r->ins, stats, ranks, pr->ninputs, pr->order, inbox_wait, r);
+    free(ranks);
+    free(stats);
+}
+
+_Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *host_mask, int restarted)
+{
+    const cv_proc *pr = &r->plan->procs[p];
+
+    /* Die with the host, even if it is SIGKILLed. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != r->host)
+        _exit(CV_CHILD_PEER_GONE);
+    child_signals(host_mask);
+
+    r->self = p;
+    /* With more processes than cores a spinning process only steals the
+     * core the process it waits for needs: spin briefly, if at all. */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cv_ring_set_spin_limit(cpus > 0 && (long)r->plan->nprocs > cpus ? 0 : 20000);
+    if (pr->kind == CV_PROC_STAGE)
+        cv_log_set_origin(pr->label);
+
+    child_channels(r, p, restarted);
+    /* A restarted process goes on counting where the dead one stopped. */
+    r->n_in = r->pstats[p].items_in;
+    r->n_out = r->pstats[p].items_out;
+    r->n_done = r->pstats[p].done;
+    child_stdio(r, pr->kind);
+
+    r->ctx = (conveyor_ctx){.run = r, .proc = p,
+                            .cfg = pr->stage >= 0 ? &r->cfg->stages[pr->stage] : NULL,
+                            .stage = pr->stage >= 0 ? r->stages[pr->stage] : NULL};
+    if (pr->kind != CV_PROC_SOURCE)
+        child_inbox(r, pr);
+
+    int code;
+    switch (pr->kind) {
+    case CV_PROC_SOURCE: code = run_source(r); break;
+    case CV_PROC_SINK: code = run_sink(r); break;
+    default: code = run_stage(r); break;
+    }
+    cv_run_publish_counts(r);
+    _exit(code);
+}

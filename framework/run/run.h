@@ -1,0 +1,201 @@
+/*
+ * run.h - what the files of run/ share: the state of a running pipeline
+ * (struct cv_run, the same in the host and, after fork, in every child),
+ * the plugin's context (struct conveyor_ctx) and the calls between
+ * supervisor.c (the host side), child.c (the source, sink and stage loops)
+ * and emit.c (emitting, routing, watermarks, waiting).
+ *
+ * The host creates everything before the first fork (the user's segment,
+ * the shared area for locks and counters, every channel), forks the source,
+ * one process per stage replica and the sink, then only supervises.  Errors
+ * travel as negative errno codes: a channel whose consumer is gone gives
+ * -EPIPE all the way up to the loop of the process (child.c), which alone
+ * decides what it means.
+ */
+#ifndef CV_RUN_H
+#define CV_RUN_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <conveyor/plugin.h>
+#include "load/config.h"
+#include "load/plan.h"
+#include "run/framing.h"
+#include "run/inbox.h"
+#include "transport/channel.h"
+#include "transport/pool.h"
+#include "transport/shm.h"
+
+/* Exit codes of forked processes, read by the host. */
+enum {
+    CV_CHILD_OK = 0,
+    CV_CHILD_ITEM_FAILED = 10,  /* process() failed an item, on_error = fail */
+    CV_CHILD_INIT_FAILED = 11,  /* init() refused to start */
+    CV_CHILD_IO_ERROR = 12,     /* reading input, writing output, a channel */
+    CV_CHILD_BAD_INPUT = 13,    /* the input's framing is wrong */
+    CV_CHILD_OUTPUT_CLOSED = 14,/* the output's reader went away (EPIPE) */
+    CV_CHILD_PEER_GONE = 15     /* a channel's other end died: a consequence */
+};
+
+/* Watermarks are sent at the latest when a process falls this many source
+ * items behind on an ordered channel, and always before it waits. */
+#define CV_WATERMARK_LAG 64
+
+/* Per-process counters in the shared area (the host reads them).  One
+ * cache line each: a process updates its own per item, and sharing a line
+ * with a neighbour made every update a cache-line transfer. */
+typedef struct cv_proc_stats {
+    _Alignas(64) volatile uint64_t current;  /* seq of the item in process(), 0 when none */
+    volatile uint64_t items_in;
+    volatile uint64_t items_out;
+    volatile uint64_t failed;   /* items that failed and were skipped or dead-lettered */
+    volatile uint64_t done;     /* items finished (process returned) */
+    volatile uint64_t poison;   /* restart: dead-letter this item instead of processing it */
+} cv_proc_stats;
+
+typedef struct cv_run cv_run;
+
+struct conveyor_ctx {
+    cv_run *run;
+    int proc;                     /* index into plan->procs */
+    const cv_stage_cfg *cfg;      /* NULL for source and sink */
+    const conveyor_stage *stage;
+    void *userdata;
+    uint64_t seq;                 /* seq given to what is emitted now */
+    int in_call;                  /* inside init/process/fini */
+    int emit_error;               /* first error an emit met */
+    const void *item;             /* the input of process(), for forward */
+    size_t item_len;
+    cv_ref item_ref;              /* its pool block when it came by reference */
+    int begun;                    /* an emit_begin awaits its commit */
+    int begun_chan;               /* its channel, or -1: built in scratch */
+    size_t begun_max;
+    cv_ref begun_ref;             /* built in a pool block (large items) */
+    unsigned char *scratch;
+    size_t scratch_cap;
+};
+
+struct cv_run {
+    const cv_plan *plan;
+    const cv_config *cfg;
+    const conveyor_stage *const *stages;
+    cv_segment seg;
+    cv_locks *locks;
+    cv_channel **chans;
+    cv_channel_stats *chstats;
+    size_t chstats_bytes;
+    cv_proc_stats *pstats;
+    size_t pstats_bytes;
+    cv_bell *bells;             /* one per process (ring transport) */
+    size_t bells_bytes;
+    cv_pool *pool;              /* large items (ring transport), or NULL */
+    size_t large;               /* items of this many bytes or more go by reference */
+    pid_t host;
+    int in_fd, out_fd;
+
+    /* --- in a forked process --- */
+    int self;
+    cv_channel **ins;           /* this process's input channels */
+    size_t nins;
+    cv_channel **outs;          /* this process's output channels */
+    int *out_ids;               /* their indices in plan->chans */
+    size_t nouts;
+    uint64_t *view;             /* per plan channel: the consumer's low mark */
+    int has_ordered;
+    int ack;                    /* restart = on-failure: item by item */
+    uint64_t source_low;        /* source: the next seq it may send */
+    cv_inbox inbox;
+    conveyor_ctx ctx;
+    uint64_t last_sync;
+    cv_ref placed;              /* source: the pool block of the item read last */
+    cv_writer sink;             /* sink: the output */
+    int sink_open;
+    /* One output channel and no watermarks to send: emits go straight to
+     * it, past the routing (NULL otherwise). */
+    cv_channel *direct;
+    /* This process's counters, kept here and copied to its cv_proc_stats by
+     * cv_run_publish_counts: before it waits, after each item of an item by
+     * item stage (restarts read done), and before it exits. */
+    uint64_t n_in, n_out, n_done;
+};
+
+/* --- resources.c: what the host creates before the first fork ------------- */
+
+/* Opens the input and output, creates the user's segment, the shared area,
+ * the pool and every channel for PLAN.  CONVEYOR_EXIT_OK, or the status to
+ * exit with (the message is printed); cv_run_destroy is due either way. */
+int cv_run_create(cv_run *r, const cv_plan *plan, const conveyor_stage *const *stages);
+
+/* Removes and unmaps everything cv_run_create made; the segment's name is
+ * unlinked first.  Safe on a partly created run. */
+void cv_run_destroy(cv_run *r);
+
+/* The host's copies of the input and output descriptors, closed once the
+ * children have them (end of stream must not depend on the host). */
+void cv_run_close_io(cv_run *r);
+
+/* --- supervisor.c: the host ---------------------------------------------- */
+
+/* Runs PLAN; STAGES[i] is the loaded stage of cfg->stages[i] (NULL for
+ * routing stages).  Returns the exit status (CONVEYOR_EXIT_*, or 128 + the
+ * signal that stopped it). */
+int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages);
+
+/* "SEGV" for SIGSEGV, "?" when the C library does not know the signal. */
+const char *cv_sig_name(int sig);
+
+/* --- child.c: the forked processes ---------------------------------------- */
+
+/* The body of forked process P: never returns.  MASK is the signal mask it
+ * starts from; RESTARTED: it takes over the channels of a process that
+ * died. */
+_Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *mask, int restarted);
+
+/* "stage 'a' replica 1", "the input reader", ... for messages. */
+const char *cv_proc_desc(const cv_run *r, int p, char *buf, size_t n);
+
+/* --- emit.c: sending, routing, waiting ------------------------------------ */
+
+/* Copies this process's counters to its cv_proc_stats. */
+void cv_run_publish_counts(cv_run *r);
+
+/* Tells consumers of ordered channels how far this process has got. */
+void cv_run_sync_watermarks(cv_run *r);
+
+/* The lowest source item this process may still emit for. */
+uint64_t cv_run_current_low(cv_run *r);
+
+/* Flushes, publishes and waits until one of READS has data, EXTRA_FD
+ * (-1: none) is readable or an output can take bytes.  0, -EINTR, -EPIPE
+ * (a consumer is gone), or another -errno. */
+int cv_run_wait(cv_run *r, cv_channel **reads, size_t nreads, int extra_fd);
+
+/* Sends an item through the route OUT, by reference when it is large (see
+ * emit.c); IN_REF/IN_DATA/IN_LEN: the input being processed, whose block
+ * an item lying inside it is sent by.  0 or -errno. */
+int cv_run_emit_item(cv_run *r, cv_route *out, uint64_t seq, const void *data, size_t len,
+                     cv_ref in_ref, const void *in_data, size_t in_len);
+
+/* One output channel and an item small enough to go by value: straight to
+ * the channel, past the routing, when it takes the record now (1).  0: the
+ * caller emits it the general way (cv_run_emit_item).  Inline: per item. */
+static inline int cv_run_emit_direct(cv_run *r, uint64_t seq, const void *data, size_t len)
+{
+    return r->direct && len < r->large && cv_channel_send(r->direct, seq, 0, data, len) == 0;
+}
+
+/* Flushes and closes every output: consumers see end of stream. */
+int cv_run_close_outputs(cv_run *r);
+
+/* What a plugin's emit calls do (conveyor_emit, _begin/_commit, _forward). */
+int cv_ctx_emit(conveyor_ctx *ctx, const void *item, size_t len);
+void *cv_ctx_emit_begin(conveyor_ctx *ctx, size_t max_len);
+int cv_ctx_emit_commit(conveyor_ctx *ctx, size_t len);
+int cv_ctx_forward(conveyor_ctx *ctx);
+cv_segment *cv_ctx_segment(conveyor_ctx *ctx);
+cv_locks *cv_ctx_locks(conveyor_ctx *ctx);
+unsigned cv_ctx_replica(conveyor_ctx *ctx);
+
+#endif

@@ -1,0 +1,354 @@
+/*
+ * supervisor.c - the host's side of a run: forks the source, one process per
+ * stage replica and the sink, then only supervises.  It reaps children,
+ * restarts a crashed stage with restart = on-failure, turns SIGINT/SIGTERM/
+ * SIGHUP into a drain (the source stops reading; every stage finishes what
+ * is in flight and runs fini), stops everything at the first failure or
+ * crash, names the cause, and exits with a status that says what happened.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <conveyor/host.h>
+#include "base/log.h"
+#include "base/util.h"
+#include "run/run.h"
+
+/* The host's state while the processes run. */
+typedef struct cv_supervisor {
+    cv_run run;                 /* what every child inherits */
+    pid_t *pids;                /* per process; -1 once reaped */
+    size_t nprocs;
+    int alive;
+    unsigned *in_row;           /* crashes in a row without finishing an item */
+    uint64_t *done_at_crash;    /* items done at the last crash */
+    unsigned restarts;
+    int stopping;               /* everything has been sent SIGKILL */
+    int draining_sig;           /* the first SIGINT/SIGTERM/SIGHUP, or 0 */
+    int cause, cause_status;    /* the dead child that explains a stop, or -1 */
+    int cause_reported;         /* its message is already out */
+    int failed;                 /* the run cannot go on (a fork failed) */
+    sigset_t wait_set;          /* what the host takes with sigtimedwait */
+    sigset_t old_mask;          /* the caller's, restored at the end */
+    sigset_t child_mask;        /* what children start from */
+    struct sigaction old_chld;
+    int signals_taken;
+} cv_supervisor;
+
+static void on_sigchld(int sig)
+{
+    (void)sig;
+}
+
+const char *cv_sig_name(int sig)
+{
+    const char *n = sigabbrev_np(sig);
+    return n ? n : "?";
+}
+
+/* Signals: the host takes them synchronously (sigtimedwait); children
+ * start from the caller's mask and set their own dispositions. */
+static void take_signals(cv_supervisor *sv)
+{
+    sigemptyset(&sv->wait_set);
+    sigaddset(&sv->wait_set, SIGCHLD);
+    sigaddset(&sv->wait_set, SIGINT);
+    sigaddset(&sv->wait_set, SIGTERM);
+    sigaddset(&sv->wait_set, SIGHUP);
+    struct sigaction sa_chld = {.sa_handler = on_sigchld};
+    sigemptyset(&sa_chld.sa_mask);
+    sigaction(SIGCHLD, &sa_chld, &sv->old_chld);
+    sigprocmask(SIG_BLOCK, &sv->wait_set, &sv->old_mask);
+    sv->child_mask = sv->old_mask;
+    sigdelset(&sv->child_mask, SIGCHLD);
+    sv->signals_taken = 1;
+}
+
+static void give_back_signals(cv_supervisor *sv)
+{
+    if (!sv->signals_taken)
+        return;
+    sigprocmask(SIG_SETMASK, &sv->old_mask, NULL);
+    sigaction(SIGCHLD, &sv->old_chld, NULL);
+    sv->signals_taken = 0;
+}
+
+static void kill_all(cv_supervisor *sv)
+{
+    sv->stopping = 1;
+    for (size_t p = 0; p < sv->nprocs; p++)
+        if (sv->pids[p] > 0)
+            kill(sv->pids[p], SIGKILL);
+}
+
+static void fork_all(cv_supervisor *sv)
+{
+    cv_run *r = &sv->run;
+    fflush(NULL);
+    for (size_t p = 0; p < sv->nprocs; p++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            cv_error("fork: %s", strerror(errno));
+            sv->failed = 1;
+            break;
+        }
+        if (pid == 0)
+            cv_child_main(r, (int)p, &sv->child_mask, 0);
+        sv->pids[p] = pid;
+        sv->alive++;
+    }
+    /* The host holds no channel ends: end of stream depends on it. */
+    for (size_t c = 0; c < r->plan->nchans; c++)
+        cv_channel_keep(r->chans[c], CV_END_NONE);
+    cv_run_close_io(r);
+    if (sv->failed)
+        kill_all(sv);
+}
+
+/* Says why a restarted stage restarts, or why it will not: 1 to restart,
+ * 0 to give up quietly, -1 when it gave up and said why. */
+static int restart_verdict(cv_supervisor *sv, int p, int sig)
+{
+    cv_run *r = &sv->run;
+    const cv_stage_cfg *st = &r->cfg->stages[r->plan->procs[p].stage];
+    cv_proc_stats *ps = &r->pstats[p];
+    uint64_t item = ps->current;
+    unsigned row = sv->in_row[p];
+    char who[256];
+    cv_proc_desc(r, p, who, sizeof who);
+
+    if (row < st->max_restarts) {
+        if (item)
+            cv_warn("%s was killed by SIG%s while processing item %" PRIu64 "; restarting it "
+                    "(%u of %u in a row)", who, cv_sig_name(sig), item, row, st->max_restarts);
+        else
+            cv_warn("%s was killed by SIG%s between items; restarting it (%u of %u in a row)",
+                    who, cv_sig_name(sig), row, st->max_restarts);
+        return 1;
+    }
+    /* Crashed max_restarts times in a row without finishing an item. */
+    if (item && st->on_error == CV_ON_ERROR_DEAD_LETTER) {
+        cv_warn("%s was killed by SIG%s %u times in a row on item %" PRIu64 ", a poison item; "
+                "restarting it to write the item to '%s' instead",
+                who, cv_sig_name(sig), row, item, st->dead_letter_path);
+        ps->poison = item;
+        sv->in_row[p] = 0;
+        return 1;
+    }
+    if (item)
+        cv_error("%s was killed by SIG%s %u time%s in a row on item %" PRIu64 ", a poison "
+                 "item (on_error = dead-letter:PATH sets such items aside); the pipeline "
+                 "is stopped", who, cv_sig_name(sig), row, row == 1 ? "" : "s", item);
+    else
+        cv_error("%s was killed by SIG%s %u times in a row; the pipeline is stopped", who,
+                 cv_sig_name(sig), row);
+    return -1;
+}
+
+/* A stage with restart = on-failure died by a signal: start a new process
+ * for it, unless it crashed max_restarts times in a row without finishing
+ * an item (then the item is a poison item: dead-lettered when the stage has
+ * a dead-letter file, else the pipeline stops).  1 when restarted, 0 when
+ * it is not restarted, -1 when the reason was reported. */
+static int restart_child(cv_supervisor *sv, int p, int status)
+{
+    cv_run *r = &sv->run;
+    const cv_proc *pr = &r->plan->procs[p];
+    if (pr->kind != CV_PROC_STAGE || r->cfg->stages[pr->stage].restart != CV_RESTART_ON_FAILURE)
+        return 0;
+    cv_proc_stats *ps = &r->pstats[p];
+    if (ps->done > sv->done_at_crash[p])
+        sv->in_row[p] = 0;
+    sv->done_at_crash[p] = ps->done;
+    sv->in_row[p]++;
+    int verdict = restart_verdict(sv, p, WTERMSIG(status));
+    if (verdict <= 0)
+        return verdict;
+    ps->current = 0;
+    /* A short backoff, growing with the crashes in a row. */
+    unsigned row = sv->in_row[p];
+    struct timespec backoff = {0, (long)(10 * 1000000L) << (row < 6 ? row : 6)};
+    nanosleep(&backoff, NULL);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        cv_error("fork: %s", strerror(errno));
+        return 0;
+    }
+    if (pid == 0)
+        cv_child_main(r, p, &sv->child_mask, 1);
+    sv->pids[p] = pid;
+    sv->alive++;
+    sv->restarts++;
+    return 1;
+}
+
+/* Which dead child explains a stop best: crashes and stage failures first,
+ * consequences (a peer gone) last. */
+static int cause_rank(int status)
+{
+    if (WIFSIGNALED(status))
+        return WTERMSIG(status) == SIGKILL ? 4 : 5;
+    switch (WEXITSTATUS(status)) {
+    case CV_CHILD_ITEM_FAILED:
+    case CV_CHILD_INIT_FAILED:
+    case CV_CHILD_BAD_INPUT:
+        return 5;
+    case CV_CHILD_IO_ERROR:
+        return 3;
+    case CV_CHILD_OUTPUT_CLOSED:
+        return 2;
+    default:
+        return 1;
+    }
+}
+
+static void report_cause(cv_run *r, int p, int status)
+{
+    char who[256];
+    cv_proc_desc(r, p, who, sizeof who);
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        uint64_t cur = r->pstats[p].current;
+        char where[96];
+        if (cur)
+            snprintf(where, sizeof where, " while processing item %" PRIu64, cur);
+        else
+            where[0] = '\0';
+        cv_error("%s was killed by SIG%s (%s)%s; the pipeline is stopped", who, cv_sig_name(sig),
+                 strsignal(sig), where);
+    } else if (WEXITSTATUS(status) != CV_CHILD_OK && WEXITSTATUS(status) != CV_CHILD_OUTPUT_CLOSED) {
+        /* The child said why; name the consequence. */
+        cv_error("the pipeline is stopped: %s failed", who);
+    }
+}
+
+/* Process P ended with STATUS: restart it, or keep it as the cause of the
+ * stop when it explains it best, and stop everything at the first failure. */
+static void child_ended(cv_supervisor *sv, int p, int status)
+{
+    int ok = WIFEXITED(status) && WEXITSTATUS(status) == CV_CHILD_OK;
+    if (ok)
+        return;
+    if (!sv->stopping && WIFSIGNALED(status)) {
+        int rs = restart_child(sv, p, status);
+        if (rs > 0)
+            return;
+        if (rs < 0)
+            sv->cause_reported = 1;     /* restart_child said why it stops */
+    }
+    /* What the stop itself killed explains nothing. */
+    if (!(sv->stopping && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) &&
+        (sv->cause < 0 || cause_rank(status) > cause_rank(sv->cause_status))) {
+        sv->cause = p;
+        sv->cause_status = status;
+    }
+    if (!sv->stopping)
+        kill_all(sv);
+}
+
+/* A terminal signal: the first one drains (the source stops reading), the
+ * second stops everything at once. */
+static void stop_signal(cv_supervisor *sv, int sig)
+{
+    if (!sv->draining_sig) {
+        sv->draining_sig = sig;
+        if (cv_log_level >= 2)
+            cv_info("received SIG%s: finishing the items in flight (send it again to stop at once)",
+                    cv_sig_name(sig));
+        if (sv->pids[0] > 0)
+            kill(sv->pids[0], SIGUSR1);
+    } else if (!sv->stopping) {
+        kill_all(sv);
+    }
+}
+
+static void reap(cv_supervisor *sv)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0)
+            return;
+        size_t p;
+        for (p = 0; p < sv->nprocs && sv->pids[p] != pid; p++)
+            ;
+        if (p == sv->nprocs)
+            continue;
+        sv->pids[p] = -1;
+        sv->alive--;
+        child_ended(sv, (int)p, status);
+    }
+}
+
+static void supervise(cv_supervisor *sv)
+{
+    while (sv->alive > 0) {
+        struct timespec tick = {1, 0};
+        siginfo_t si;
+        int sig = sigtimedwait(&sv->wait_set, &si, &tick);
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
+            stop_signal(sv, sig);
+        reap(sv);
+    }
+}
+
+static int exit_status(cv_supervisor *sv)
+{
+    if (sv->cause >= 0) {
+        if (WIFEXITED(sv->cause_status) && WEXITSTATUS(sv->cause_status) == CV_CHILD_OUTPUT_CLOSED)
+            /* The output's reader went away (| head): a quiet end. */
+            return sv->draining_sig ? 128 + sv->draining_sig : CONVEYOR_EXIT_OK;
+        if (!sv->cause_reported)
+            report_cause(&sv->run, sv->cause, sv->cause_status);
+        return CONVEYOR_EXIT_FAILED;
+    }
+    if (sv->failed)
+        return CONVEYOR_EXIT_FAILED;
+    return sv->draining_sig ? 128 + sv->draining_sig : CONVEYOR_EXIT_OK;
+}
+
+static void summary(cv_supervisor *sv, int status)
+{
+    const cv_run *r = &sv->run;
+    size_t n = sv->nprocs;
+    if (status == CONVEYOR_EXIT_OK && cv_log_level >= 2) {
+        cv_info("done: %" PRIu64 " items read, %" PRIu64 " written", r->pstats[0].items_out,
+                r->pstats[n - 1].items_out);
+        for (size_t p = 1; p + 1 < n; p++)
+            cv_info("  %s: %" PRIu64 " in, %" PRIu64 " out, %" PRIu64 " failed",
+                    r->plan->procs[p].label, r->pstats[p].items_in, r->pstats[p].items_out,
+                    r->pstats[p].failed);
+    }
+    if (sv->restarts)
+        cv_warn("%u stage restart%s during the run", sv->restarts, sv->restarts == 1 ? "" : "s");
+}
+
+int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
+{
+    cv_supervisor sv = {.nprocs = plan->nprocs, .cause = -1};
+    int status = cv_run_create(&sv.run, plan, stages);
+    if (status == CONVEYOR_EXIT_OK) {
+        sv.pids = cv_calloc(sv.nprocs, sizeof *sv.pids);
+        sv.in_row = cv_calloc(sv.nprocs, sizeof *sv.in_row);
+        sv.done_at_crash = cv_calloc(sv.nprocs, sizeof *sv.done_at_crash);
+        take_signals(&sv);
+        fork_all(&sv);
+        supervise(&sv);
+        status = exit_status(&sv);
+        summary(&sv, status);
+        give_back_signals(&sv);
+    }
+    cv_run_destroy(&sv.run);
+    free(sv.pids);
+    free(sv.in_row);
+    free(sv.done_at_crash);
+    return status;
+}
