@@ -37,35 +37,6 @@ void conveyor_pipeline_close(conveyor_pipeline *pl)
     free(pl);
 }
 
-/* restart = on-failure resumes a stage from what its channels hold: that
- * needs the ring transport, and no concat merge (whose spill lives in the
- * dead process). */
-static int check_restart(conveyor_pipeline *pl, char *err, size_t errlen)
-{
-    const cv_plan *plan = pl->plan;
-    for (size_t p = 0; p < plan->nprocs; p++) {
-        const cv_proc *pr = &plan->procs[p];
-        if (pr->kind != CV_PROC_STAGE)
-            continue;
-        const cv_stage_cfg *st = &pl->cfg->stages[pr->stage];
-        if (st->restart != CV_RESTART_ON_FAILURE)
-            continue;
-        if (pl->cfg->transport == CV_TRANSPORT_PIPE) {
-            snprintf(err, errlen, "%s:%d: [%s] restart = on-failure needs transport = ring "
-                     "(a pipe cannot give a restarted stage back the item it held)",
-                     pl->cfg->path, st->restart_line, st->name);
-            return -EINVAL;
-        }
-        if (pr->order == CV_ORDER_CONCAT && pr->ninputs > 1) {
-            snprintf(err, errlen, "%s:%d: [%s] restart = on-failure cannot be used on a stage "
-                     "that merges its inputs with order = concat",
-                     pl->cfg->path, st->restart_line, st->name);
-            return -EINVAL;
-        }
-    }
-    return 0;
-}
-
 int conveyor_pipeline_open(const char *path, conveyor_pipeline **out, char *err, size_t errlen)
 {
     conveyor_pipeline *pl = cv_calloc(1, sizeof *pl);
@@ -76,10 +47,8 @@ int conveyor_pipeline_open(const char *path, conveyor_pipeline **out, char *err,
         goto config_error;
     if ((rc = cv_plan_build(pl->cfg, &pl->plan, err, errlen)) < 0)
         goto config_error;
-    if (check_restart(pl, err, errlen) < 0)
-        goto config_error;
     if ((rc = cv_loader_init(&pl->loader, pl->cfg->plugin_path)) < 0) {
-        snprintf(err, errlen, "cannot initialise libltdl");
+        cv_err_at(err, errlen, rc, NULL, 0, "cannot initialise libltdl");
         conveyor_pipeline_close(pl);
         return CONVEYOR_EXIT_PLUGIN;
     }

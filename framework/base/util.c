@@ -278,3 +278,28 @@ ssize_t cv_read_full(int fd, void *buf, size_t n)
     }
     return (ssize_t)got;
 }
+
+int cv_verr_at(char *err, size_t errlen, int rc, const char *file, int line, const char *fmt,
+               va_list ap)
+{
+    if (!err || errlen == 0)
+        return rc;
+    int n = 0;
+    if (file && line > 0)
+        n = snprintf(err, errlen, "%s:%d: ", file, line);
+    else if (file)
+        n = snprintf(err, errlen, "%s: ", file);
+    if (n < 0 || (size_t)n >= errlen)
+        return rc;
+    vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    return rc;
+}
+
+int cv_err_at(char *err, size_t errlen, int rc, const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cv_verr_at(err, errlen, rc, file, line, fmt, ap);
+    va_end(ap);
+    return rc;
+}

@@ -5,6 +5,7 @@
 #ifndef CV_UTIL_H
 #define CV_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -34,6 +35,15 @@ void *cv_malloc(size_t n);
 void *cv_calloc(size_t n, size_t size);
 void *cv_realloc(void *p, size_t n);
 char *cv_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The one shape of the errors found before anything runs (config, plan,
+ * loader, host API): writes "FILE:LINE: MESSAGE" into ERR ("FILE: MESSAGE"
+ * when LINE <= 0, the message alone when FILE is NULL) and returns RC, a
+ * negative errno-style code. */
+int cv_err_at(char *err, size_t errlen, int rc, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+int cv_verr_at(char *err, size_t errlen, int rc, const char *file, int line, const char *fmt,
+               va_list ap) __attribute__((format(printf, 6, 0)));
 
 /* Trims white space at both ends, in place; returns s. */
 char *cv_trim(char *s);

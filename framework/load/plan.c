@@ -46,13 +46,10 @@ static int fail(builder *b, int line, const char *fmt, ...) __attribute__((forma
 static int fail(builder *b, int line, const char *fmt, ...)
 {
     va_list ap;
-    int n = snprintf(b->err, b->errlen, "%s:%d: ", b->cfg->path, line);
-    if (n < 0 || (size_t)n >= b->errlen)
-        return -EINVAL;
     va_start(ap, fmt);
-    vsnprintf(b->err + n, b->errlen - (size_t)n, fmt, ap);
+    int rc = cv_verr_at(b->err, b->errlen, -EINVAL, b->cfg->path, line, fmt, ap);
     va_end(ap);
-    return -EINVAL;
+    return rc;
 }
 
 static void push_int(int **arr, size_t *n, int v)
@@ -501,6 +498,29 @@ static char *proc_label(const cv_stage_cfg *st, unsigned r)
     return st->replicas > 1 ? cv_asprintf("%s[%u]", st->name, r) : cv_strdup(st->name);
 }
 
+/* restart = on-failure resumes a stage from what its channels hold: that
+ * needs the ring transport, and no concat merge (whose spill lives in the
+ * dead process). */
+static int check_restart(builder *b)
+{
+    const cv_plan *plan = b->plan;
+    for (size_t p = 0; p < plan->nprocs; p++) {
+        const cv_proc *pr = &plan->procs[p];
+        if (pr->kind != CV_PROC_STAGE)
+            continue;
+        const cv_stage_cfg *st = &b->cfg->stages[pr->stage];
+        if (st->restart != CV_RESTART_ON_FAILURE)
+            continue;
+        if (b->cfg->transport == CV_TRANSPORT_PIPE)
+            return fail(b, st->restart_line, "[%s] restart = on-failure needs transport = ring "
+                        "(a pipe cannot give a restarted stage back the item it held)", st->name);
+        if (pr->order == CV_ORDER_CONCAT && pr->ninputs > 1)
+            return fail(b, st->restart_line, "[%s] restart = on-failure cannot be used on a stage "
+                        "that merges its inputs with order = concat", st->name);
+    }
+    return 0;
+}
+
 /* --- size ------------------------------------------------------------- */
 
 /* A producer gets one channel per path to a consumer process, so forks
@@ -587,11 +607,9 @@ int cv_plan_build(const cv_config *cfg, cv_plan **out, char *err, size_t errlen)
     int rc;
     *out = NULL;
 
-    if (cfg->nstages == 0) {
-        snprintf(err, errlen, "%s:%d: the pipeline has no stages (add a section such as "
-                 "[upper] with plugin = text:upper)", cfg->path, cfg->pipeline_line ? cfg->pipeline_line : 1);
-        return -EINVAL;
-    }
+    if (cfg->nstages == 0)
+        return fail(&b, cfg->pipeline_line ? cfg->pipeline_line : 1, "the pipeline has no stages "
+                    "(add a section such as [upper] with plugin = text:upper)");
     b.nodes = cv_calloc(cfg->nstages, sizeof *b.nodes);
     if ((rc = resolve_inputs(&b)) || (rc = find_cycle(&b)) || (rc = check_shapes(&b)) ||
         (rc = check_reachable(&b)) || (rc = check_size(&b)))
@@ -644,7 +662,7 @@ int cv_plan_build(const cv_config *cfg, cv_plan **out, char *err, size_t errlen)
         int line, where;
         pl->procs[q].order = consumer_order(&b, proc_node(pl, (int)q), &line, &where);
     }
-    if ((rc = mark_ordered(&b)))
+    if ((rc = mark_ordered(&b)) || (rc = check_restart(&b)))
         goto done;      /* the plan is freed below, after its paths */
     *out = pl;
 done:
@@ -686,107 +704,4 @@ void cv_plan_free(cv_plan *pl)
     free(pl->procs);
     free(pl->chans);
     free(pl);
-}
-
-/* --- DOT --------------------------------------------------------------- */
-
-static void dot_escape(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fputc('\\', f);
-        fputc(*s, f);
-    }
-}
-
-static void dot_stage_node(FILE *f, const cv_stage_cfg *st, size_t i)
-{
-    fprintf(f, "    s%zu [label=\"", i);
-    dot_escape(f, st->name);
-    switch (st->type) {
-    case CV_TYPE_PROCESSOR:
-        fprintf(f, "\\n");
-        dot_escape(f, st->module ? st->module : "?");
-        fputc(':', f);
-        dot_escape(f, st->stage ? st->stage : "?");
-        if (st->replicas > 1)
-            fprintf(f, "\\nreplicas = %u, order = %s", st->replicas, cv_order_name(st->order));
-        fprintf(f, "\", shape=box, style=rounded];\n");
-        break;
-    case CV_TYPE_PIPE:
-        fprintf(f, "\\npipe\", shape=ellipse, style=dashed];\n");
-        break;
-    case CV_TYPE_REPLICATE:
-        fprintf(f, "\\nreplicate\", shape=trapezium];\n");
-        break;
-    case CV_TYPE_BALANCE:
-        fprintf(f, "\\nbalance (%s)\", shape=trapezium];\n", cv_policy_name(st->policy));
-        break;
-    case CV_TYPE_JOIN:
-        fprintf(f, "\\njoin (order = %s)\", shape=invtrapezium];\n", cv_order_name(st->order));
-        break;
-    }
-}
-
-int cv_plan_write_dot(const cv_plan *pl, FILE *f)
-{
-    const cv_config *cfg = pl->cfg;
-    fprintf(f, "// conveyor-host --graph: render with  dot -Tsvg > pipeline.svg\n");
-    fprintf(f, "digraph conveyor {\n  rankdir=LR;\n  node [fontname=\"sans-serif\"];\n");
-    fprintf(f, "  subgraph cluster_stages {\n    label=\"pipeline: ");
-    dot_escape(f, cfg->path);
-    fprintf(f, "\";\n");
-    fprintf(f, "    input [label=\"input\\n");
-    dot_escape(f, cfg->input);
-    fprintf(f, "\", shape=note];\n    output [label=\"output\\n");
-    dot_escape(f, cfg->output);
-    fprintf(f, "\", shape=note];\n");
-    int *has_consumer = cv_calloc(cfg->nstages, sizeof *has_consumer);
-    for (size_t i = 0; i < cfg->nstages; i++)
-        dot_stage_node(f, &cfg->stages[i], i);
-    for (size_t i = 0; i < cfg->nstages; i++) {
-        const cv_stage_cfg *st = &cfg->stages[i];
-        if (st->inputs_default || st->ninputs == 0) {
-            if (i == 0)
-                fprintf(f, "    input -> s0;\n");
-            else {
-                fprintf(f, "    s%zu -> s%zu;\n", i - 1, i);
-                has_consumer[i - 1] = 1;
-            }
-        } else {
-            for (size_t k = 0; k < st->ninputs; k++) {
-                int j = cv_config_find_stage(cfg, st->inputs[k].name);
-                if (j >= 0) {
-                    fprintf(f, "    s%d -> s%zu", j, i);
-                    if (st->type == CV_TYPE_JOIN || st->ninputs > 1)
-                        fprintf(f, " [label=\"%zu\"]", k + 1);
-                    fprintf(f, ";\n");
-                    has_consumer[j] = 1;
-                }
-            }
-        }
-    }
-    for (size_t i = 0; i < cfg->nstages; i++)
-        if (!has_consumer[i])
-            fprintf(f, "    s%zu -> output;\n", i);
-    free(has_consumer);
-    fprintf(f, "  }\n");
-
-    fprintf(f, "  subgraph cluster_processes {\n    label=\"%zu processes, %zu channels\";\n",
-            pl->nprocs, pl->nchans);
-    for (size_t p = 0; p < pl->nprocs; p++) {
-        const cv_proc *pr = &pl->procs[p];
-        fprintf(f, "    p%zu [label=\"", p);
-        dot_escape(f, pr->label);
-        if (pr->ninputs > 1)
-            fprintf(f, "\\nmerge: %s", cv_order_name(pr->order));
-        fprintf(f, "\", shape=%s];\n", pr->kind == CV_PROC_STAGE ? "box" : "cds");
-    }
-    for (size_t c = 0; c < pl->nchans; c++) {
-        const cv_chan_desc *ch = &pl->chans[c];
-        fprintf(f, "    p%d -> p%d [label=\"ch%zu%s\"%s];\n", ch->from, ch->to, c,
-                ch->ordered ? " (ordered)" : "", ch->ordered ? ", style=bold" : "");
-    }
-    fprintf(f, "  }\n}\n");
-    return ferror(f) ? -EIO : 0;
 }
