@@ -308,3 +308,28 @@ Test(util, read_full_stops_at_end_of_file)
     cr_expect_eq(cv_read_full(fd, buf, sizeof buf), 0);
     close(fd);
 }
+
+/* cv_err_at: the one shape of load-time errors. */
+Test(util, err_at_shapes)
+{
+    char err[64];
+
+    cr_expect_eq(cv_err_at(err, sizeof err, -EINVAL, "p.ini", 7, "bad %s", "key"), -EINVAL);
+    cr_expect_str_eq(err, "p.ini:7: bad key");
+    cr_expect_eq(cv_err_at(err, sizeof err, -ENOENT, "p.ini", 0, "not found"), -ENOENT);
+    cr_expect_str_eq(err, "p.ini: not found");
+    cr_expect_eq(cv_err_at(err, sizeof err, -ENOMEM, NULL, 3, "no memory"), -ENOMEM);
+    cr_expect_str_eq(err, "no memory");
+}
+
+Test(util, err_at_cuts_and_tolerates_no_buffer)
+{
+    char err[12];
+
+    cr_expect_eq(cv_err_at(err, sizeof err, -EINVAL, "file.ini", 12, "a long message"), -EINVAL);
+    cr_expect_str_eq(err, "file.ini:12");
+    cr_expect_eq(cv_err_at(NULL, 0, -E2BIG, "f", 1, "x"), -E2BIG);
+    char tiny[4] = "xyz";
+    cr_expect_eq(cv_err_at(tiny, 0, -EINVAL, "f", 1, "x"), -EINVAL);
+    cr_expect_str_eq(tiny, "xyz");
+}

@@ -12,3 +12,7 @@ tests_test_config_LDADD = $(UNIT_LIBS)
 tests_test_util_SOURCES = tests/test_util.c
 tests_test_util_CFLAGS = $(TEST_CFLAGS)
 tests_test_util_LDADD = $(UNIT_LIBS)
+
+# The dependency rule between the layers of framework/ (a script: no build).
+TESTS += tests/layers.sh
+EXTRA_DIST += tests/layers.sh

@@ -58,7 +58,14 @@ static void prepend_plugin_path(const char *dirs)
     free(both);
 }
 
-int main(int argc, char **argv)
+/* What the command line asked for. */
+struct cli {
+    const char *config;
+    int check, graph, list, cleanup, verbosity;
+};
+
+/* Reads the options into O: -1 to go on, else the status to exit with. */
+static int parse_args(int argc, char **argv, struct cli *o)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -73,90 +80,113 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *config = NULL;
-    int check = 0, graph = 0, list = 0, cleanup = 0, verbosity = 1, c;
+    char msg[128];
+    int c;
 
+    *o = (struct cli){.verbosity = 1};
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:vqhV", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case OPT_CHECK: check = 1; break;
-        case OPT_GRAPH: graph = 1; break;
-        case OPT_LIST: list = 1; break;
+        case 'c': o->config = optarg; break;
+        case OPT_CHECK: o->check = 1; break;
+        case OPT_GRAPH: o->graph = 1; break;
+        case OPT_LIST: o->list = 1; break;
         case OPT_PLUGIN_PATH: prepend_plugin_path(optarg); break;
-        case OPT_CLEANUP: cleanup = 1; break;
-        case 'v': verbosity++; break;
-        case 'q': verbosity = 0; break;
+        case OPT_CLEANUP: o->cleanup = 1; break;
+        case 'v': o->verbosity++; break;
+        case 'q': o->verbosity = 0; break;
         case 'h': printf(usage_text, conveyor_plugindir()); return CONVEYOR_EXIT_OK;
         case 'V': printf("conveyor-host (Conveyor) %s\n", conveyor_version()); return CONVEYOR_EXIT_OK;
-        case ':': {
-            char msg[128];
+        case ':':
             snprintf(msg, sizeof msg, "option '%s' needs a value", argv[optind - 1]);
             return usage_error(msg);
-        }
-        default: {
-            char msg[128];
+        default:
             snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
             return usage_error(msg);
         }
-        }
     }
     if (optind < argc) {
-        if (config || optind + 1 < argc)
+        if (o->config || optind + 1 < argc)
             return usage_error("too many arguments");
-        config = argv[optind];
+        o->config = argv[optind];
     }
-    if (check + graph > 1)
+    if (o->check + o->graph > 1)
         return usage_error("--check and --graph do not go together");
-    conveyor_set_verbosity(verbosity);
+    return -1;
+}
 
-    if (cleanup) {
-        int n = conveyor_cleanup_stale();
-        if (n < 0) {
-            fprintf(stderr, "conveyor-host: cannot scan for stale segments: %s\n", strerror(-n));
-            return CONVEYOR_EXIT_FAILED;
-        }
-        if (verbosity > 0)
-            printf("removed %d stale shared-memory segment%s\n", n, n == 1 ? "" : "s");
-        if (!config && !list)
-            return CONVEYOR_EXIT_OK;
+static int cleanup_stale(const struct cli *o)
+{
+    int n = conveyor_cleanup_stale();
+    if (n < 0) {
+        fprintf(stderr, "conveyor-host: cannot scan for stale segments: %s\n", strerror(-n));
+        return CONVEYOR_EXIT_FAILED;
     }
+    if (o->verbosity > 0)
+        printf("removed %d stale shared-memory segment%s\n", n, n == 1 ? "" : "s");
+    return CONVEYOR_EXIT_OK;
+}
 
+/* --list-plugins, with the pipeline's plugin_path when one is given. */
+static int list_plugins(const struct cli *o)
+{
+    conveyor_pipeline *pl = NULL;
+    const char *extra = NULL;
+    char err[2048];
+    if (o->config) {
+        int rc = conveyor_pipeline_open(o->config, &pl, err, sizeof err);
+        if (rc != CONVEYOR_EXIT_OK && rc != CONVEYOR_EXIT_PLUGIN) {
+            fprintf(stderr, "conveyor-host: %s\n", err);
+            return rc;
+        }
+        extra = pl ? conveyor_pipeline_plugin_path(pl) : NULL;
+    }
+    int n = conveyor_list_plugins(extra, stdout);
+    conveyor_pipeline_close(pl);
+    return n < 0 ? CONVEYOR_EXIT_FAILED : CONVEYOR_EXIT_OK;
+}
+
+/* Checks, draws or runs the pipeline. */
+static int pipeline(const struct cli *o)
+{
     conveyor_pipeline *pl = NULL;
     char err[2048];
-    if (list) {
-        const char *extra = NULL;
-        if (config) {
-            int rc = conveyor_pipeline_open(config, &pl, err, sizeof err);
-            if (rc != CONVEYOR_EXIT_OK && rc != CONVEYOR_EXIT_PLUGIN) {
-                fprintf(stderr, "conveyor-host: %s\n", err);
-                return rc;
-            }
-            extra = pl ? conveyor_pipeline_plugin_path(pl) : NULL;
-        }
-        int n = conveyor_list_plugins(extra, stdout);
-        conveyor_pipeline_close(pl);
-        return n < 0 ? CONVEYOR_EXIT_FAILED : CONVEYOR_EXIT_OK;
-    }
-    if (!config)
-        return usage_error("no pipeline given: use -c PIPELINE.ini");
-
-    int rc = conveyor_pipeline_open(config, &pl, err, sizeof err);
+    int rc = conveyor_pipeline_open(o->config, &pl, err, sizeof err);
     if (rc != CONVEYOR_EXIT_OK) {
         fprintf(stderr, "conveyor-host: %s\n", err);
         return rc;
     }
-    if (check) {
+    if (o->check) {
         size_t ns, np, nc;
         conveyor_pipeline_describe(pl, &ns, &np, &nc);
-        printf("%s: ok (%zu stage%s, %zu processes, %zu channel%s)\n", config, ns, ns == 1 ? "" : "s",
-               np, nc, nc == 1 ? "" : "s");
-    } else if (graph) {
+        printf("%s: ok (%zu stage%s, %zu processes, %zu channel%s)\n", o->config, ns,
+               ns == 1 ? "" : "s", np, nc, nc == 1 ? "" : "s");
+    } else if (o->graph) {
         rc = conveyor_pipeline_write_dot(pl, stdout);
     } else {
         rc = conveyor_pipeline_run(pl);
     }
     conveyor_pipeline_close(pl);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    conveyor_set_verbosity(o.verbosity);
+    if (o.cleanup) {
+        rc = cleanup_stale(&o);
+        if (rc != CONVEYOR_EXIT_OK || (!o.config && !o.list))
+            return rc;
+    }
+    if (o.list)
+        return list_plugins(&o);
+    if (!o.config)
+        return usage_error("no pipeline given: use -c PIPELINE.ini");
+    rc = pipeline(&o);
     if (fflush(stdout) != 0 && rc == CONVEYOR_EXIT_OK)
         rc = CONVEYOR_EXIT_FAILED;
     return rc;
