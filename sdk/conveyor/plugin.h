@@ -151,9 +151,19 @@ enum conveyor_log_level {
  * Passes an item downstream.  MAY be called from init(), process() and
  * fini(), any number of times.  The bytes are copied before it returns.
  * Blocks while the downstream channel is full (back-pressure).
- * Returns 0, or a negative errno-style code when the item could not be
- * sent (-EMSGSIZE: larger than the pipeline's max_item); the plugin SHOULD
- * then return that failure from process().
+ * Returns 0 when the item was sent, or a negative errno-style code:
+ *   -EMSGSIZE  larger than the pipeline's max_item; nothing was sent;
+ *   -EINVAL    ctx is NULL, or item is NULL with len > 0; nothing was sent;
+ *   -EBUSY     an item begun with conveyor_emit_begin() awaits its commit;
+ *   -EPIPE     a consumer downstream is gone: the pipeline is stopping;
+ *   other      a channel failed (an I/O error).
+ * After the first three the plugin SHOULD fail the item (return non-zero
+ * from process(), so that on_error applies); a plugin that ignores them
+ * drops that output.  The last two the host remembers and acts on once the
+ * call returns, whatever the plugin returns: on -EPIPE the stage's process
+ * ends quietly (what stopped the pipeline is reported on its own); any other
+ * channel error ends it with a message naming the stage, the item and the
+ * error, and the pipeline stops with exit status 1.
  */
 CONVEYOR_API int conveyor_emit(conveyor_ctx *ctx, const void *item, size_t len);
 
@@ -216,8 +226,9 @@ CONVEYOR_API int conveyor_unlock(conveyor_ctx *ctx, unsigned n);
  * the shared pool and sent by reference, so the item is never copied.  Blocks while
  * the channel is full.  Returns NULL (errno EMSGSIZE when MAX_LEN is larger
  * than max_item, EBUSY when an item is already begun, EINVAL outside
- * init/process/fini).  The plugin MUST call conveyor_emit_commit() before
- * it emits anything else or returns.
+ * init/process/fini, EPIPE when a consumer is gone: the host acts on that
+ * as on conveyor_emit()'s -EPIPE).  The plugin MUST call
+ * conveyor_emit_commit() before it emits anything else or returns.
  */
 CONVEYOR_API void *conveyor_emit_begin(conveyor_ctx *ctx, size_t max_len);
 
