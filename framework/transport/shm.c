@@ -86,94 +86,107 @@ static int load_file(int fd, unsigned char *dst, size_t size)
     return 0;
 }
 
-int cv_segment_create(cv_segment *seg, size_t size, const char *file, int readonly,
-                      char *err, size_t errlen)
+/* Opens the dataset FILE for shared_memory_file and checks it: a regular
+ * file, not empty unless SIZE is not 0; *SIZE grows to the file's size.
+ * The descriptor, or -errno with ERR set. */
+static int open_dataset(const char *file, size_t *size, char *err, size_t errlen)
 {
-    int ffd = -1, sfd = -1, rc;
-
-    memset(seg, 0, sizeof *seg);
-    if (err && errlen)
-        err[0] = '\0';
-
-    if (file != NULL) {
-        struct stat st;
-
-        ffd = open(file, O_RDONLY | O_CLOEXEC);
-        if (ffd < 0) {
-            rc = -errno;
-            set_err(err, errlen, "shared_memory_file '%s': %s", file, strerror(-rc));
-            return rc;
-        }
-        if (fstat(ffd, &st) < 0) {
-            rc = -errno;
-            set_err(err, errlen, "shared_memory_file '%s': %s", file, strerror(-rc));
-            goto fail;
-        }
-        if (!S_ISREG(st.st_mode)) {
-            rc = -EINVAL;
-            set_err(err, errlen, "shared_memory_file '%s': not a regular file", file);
-            goto fail;
-        }
-        if ((unsigned long long)st.st_size > (unsigned long long)SIZE_MAX) {
-            rc = -EFBIG;
-            set_err(err, errlen, "shared_memory_file '%s': %s", file, strerror(EFBIG));
-            goto fail;
-        }
-        if ((size_t)st.st_size > size)
-            size = (size_t)st.st_size;
-        if (size == 0) {
-            /* A stage asking for the segment would get NULL: say so now. */
-            rc = -EINVAL;
-            set_err(err, errlen,
-                    "shared_memory_file '%s' is empty and shared_memory is 0", file);
-            goto fail;
-        }
+    struct stat st;
+    int rc;
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        set_err(err, errlen, "shared_memory_file '%s': %s", file, strerror(-rc));
+        return rc;
     }
-    if (size == 0)
-        return 0;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        set_err(err, errlen, "shared_memory_file '%s': %s", file, strerror(-rc));
+    } else if (!S_ISREG(st.st_mode)) {
+        rc = -EINVAL;
+        set_err(err, errlen, "shared_memory_file '%s': not a regular file", file);
+    } else if ((unsigned long long)st.st_size > (unsigned long long)SIZE_MAX) {
+        rc = -EFBIG;
+        set_err(err, errlen, "shared_memory_file '%s': %s", file, strerror(EFBIG));
+    } else {
+        if ((size_t)st.st_size > *size)
+            *size = (size_t)st.st_size;
+        if (*size != 0)
+            return fd;
+        /* A stage asking for the segment would get NULL: say so now. */
+        rc = -EINVAL;
+        set_err(err, errlen, "shared_memory_file '%s' is empty and shared_memory is 0", file);
+    }
+    close(fd);
+    return rc;
+}
 
+/* Creates the POSIX shared-memory object of SIZE bytes under a new name
+ * (seg->name), its pages reserved.  The descriptor, or -errno with ERR set
+ * (and the name unlinked or never taken). */
+static int create_object(cv_segment *seg, size_t size, char *err, size_t errlen)
+{
+    int fd, rc;
     for (int tries = 0;; tries++) {
         rc = make_name(seg->name, sizeof seg->name);
         if (rc < 0) {
             set_err(err, errlen, "getrandom: %s", strerror(-rc));
             seg->name[0] = '\0';
-            goto fail;
+            return rc;
         }
-        sfd = shm_open(seg->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (sfd >= 0)
+        fd = shm_open(seg->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0)
             break;
         rc = -errno;
         if (rc != -EEXIST || tries >= 4) {
             set_err(err, errlen, "shm_open %s: %s", seg->name, strerror(-rc));
             seg->name[0] = '\0';
-            goto fail;
+            return rc;
         }
     }
-    if (ftruncate(sfd, (off_t)size) < 0) {
+    if (ftruncate(fd, (off_t)size) < 0) {
         rc = -errno;
         set_err(err, errlen, "ftruncate %s to %zu bytes: %s", seg->name, size, strerror(-rc));
-        goto fail;
-    }
-    /* Reserve the pages now: a full tmpfs is then an error here rather than
-     * a SIGBUS in some stage later.  Not every file system can. */
-    if (fallocate(sfd, 0, 0, (off_t)size) < 0 && errno != EOPNOTSUPP) {
+    } else if (fallocate(fd, 0, 0, (off_t)size) < 0 && errno != EOPNOTSUPP) {
+        /* Reserve the pages now: a full tmpfs is then an error here rather
+         * than a SIGBUS in some stage later.  Not every file system can. */
         rc = -errno;
         set_err(err, errlen, "allocating %zu bytes for %s: %s", size, seg->name,
                 strerror(-rc));
+    } else {
+        return fd;
+    }
+    close(fd);
+    cv_segment_unlink(seg);
+    return rc;
+}
+
+int cv_segment_create(cv_segment *seg, size_t size, const char *file, int readonly,
+                      char *err, size_t errlen)
+{
+    int ffd = -1, sfd, rc;
+
+    memset(seg, 0, sizeof *seg);
+    if (err && errlen)
+        err[0] = '\0';
+    if (file != NULL && (ffd = open_dataset(file, &size, err, errlen)) < 0)
+        return ffd;
+    if (size == 0)
+        return 0;
+    if ((sfd = create_object(seg, size, err, errlen)) < 0) {
+        rc = sfd;
         goto fail;
     }
     seg->addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, sfd, 0);
+    rc = -errno;
+    /* The mapping keeps the object alive; the descriptor is not needed. */
+    close(sfd);
     if (seg->addr == MAP_FAILED) {
-        rc = -errno;
         seg->addr = NULL;
         set_err(err, errlen, "mmap %s (%zu bytes): %s", seg->name, size, strerror(-rc));
         goto fail;
     }
     seg->size = size;
-    /* The mapping keeps the object alive; the descriptor is not needed. */
-    close(sfd);
-    sfd = -1;
-
     if (ffd >= 0) {
         rc = load_file(ffd, seg->addr, size);
         if (rc < 0) {
@@ -196,8 +209,6 @@ int cv_segment_create(cv_segment *seg, size_t size, const char *file, int readon
 fail:
     if (ffd >= 0)
         close(ffd);
-    if (sfd >= 0)
-        close(sfd);
     cv_segment_unmap(seg);
     cv_segment_unlink(seg);
     seg->size = 0;
