@@ -20,3 +20,4 @@ include tests/plugins/local.mk
 include tests/unit-config.mk
 include tests/unit-io.mk
 include tests/e2e.mk
+include tests/sdk.mk

@@ -1,14 +1,17 @@
 /*
- * test_e2e_abi.c - plugin ABI 1.1 end to end: conveyor_forward,
- * conveyor_emit_begin/commit (built in the channel itself where the item has
- * one destination, in scratch memory otherwise), their misuse, and a module
- * built for ABI 1.0 still running on this host.
+ * test_e2e_abi.c - the plugin ABI end to end: conveyor_forward,
+ * conveyor_emit_begin/commit (1.1; built in the channel itself where the
+ * item has one destination, in scratch memory otherwise) and their misuse;
+ * the stage stride (1.2): stages longer than the host's are stepped over,
+ * shorter than 1.0's refused; modules built for 1.0 and 1.1 still running.
  */
 #include <criterion/criterion.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <conveyor/host.h>
 #include "harness.h"
 
 static char *ini(const char *text)
@@ -83,6 +86,95 @@ Test(abi, module_built_for_abi_1_0_still_runs)
 {
     run_ok("[old]\nplugin = abi10:identity\n[new]\nplugin = testplug:forward\n",
            "x\ny\n", "x\ny\nforward=-22\n");
+}
+
+Test(abi, module_built_for_abi_1_1_still_runs)
+{
+    run_ok("[old]\nplugin = abi11:identity\n[older]\nplugin = abi10:identity\n", "x\n\nyz\n",
+           "x\n\nyz\n");
+}
+
+/* Runs INI (a file with LINE the plugin line of its only problem) and
+ * checks that the host exits with STATUS, starting nothing, and that its
+ * standard error is exactly "conveyor-host: PATH:LINE: " then WHY. */
+static void check_refused(const char *text, int status, int line, const char *why)
+{
+    host_run r;
+    char *path = ini(text);
+    char want[8192];
+    host_run_ini(&r, path, "a\n");
+    snprintf(want, sizeof want, "conveyor-host: %s:%d: %s\n", path, line, why);
+    cr_assert_eq(r.status, status, "status %d, stderr: %s", r.status, r.err);
+    cr_assert_str_eq(r.err, want);
+    cr_assert_str_eq(r.out, "");
+    cr_assert_eq(shm_left(r.pid), 0);
+    host_run_free(&r);
+    free(path);
+}
+
+Test(abi, longer_stages_are_stepped_over_by_their_declared_size)
+{
+    /* Both stages, and the init, fini and params of the second, are read
+     * at the module's stride, past 16 bytes the host does not know. */
+    run_ok("[a]\nplugin = wide_stage:identity\n[b]\nplugin = wide_stage:upper\nsuffix = !\n",
+           "ab\n\ncd\n", "AB!\n!\nCD!\nend\n");
+}
+
+Test(abi, longer_stages_keep_their_params_checked)
+{
+    check_refused("[b]\nplugin = wide_stage:upper\nsufix = !\n", CONVEYOR_EXIT_CONFIG, 3,
+                  "[b] 'sufix' is not a parameter of wide_stage:upper (did you mean 'suffix'?); "
+                  "it takes: suffix");
+    check_refused("[a]\nplugin = wide_stage:identity\nsuffix = !\n", CONVEYOR_EXIT_CONFIG, 3,
+                  "[a] 'suffix' is not a parameter of wide_stage:identity (it takes none)");
+}
+
+Test(abi, longer_stages_are_named_in_suggestions)
+{
+    char why[8192];
+    const char *dir = env_or("CONVEYOR_TEST_PLUGINS", "tests/plugins");
+    snprintf(why, sizeof why,
+             "[b] plugin = wide_stage:zzzzzz: module 'wide_stage' (%s/wide_stage.la) has no stage "
+             "'zzzzzz'; it has: identity, upper",
+             dir);
+    check_refused("[b]\nplugin = wide_stage:zzzzzz\n", CONVEYOR_EXIT_PLUGIN, 2, why);
+    snprintf(why, sizeof why,
+             "[b] plugin = wide_stage:uper: module 'wide_stage' (%s/wide_stage.la) has no stage "
+             "'uper' (did you mean 'upper'?)",
+             dir);
+    check_refused("[b]\nplugin = wide_stage:uper\n", CONVEYOR_EXIT_PLUGIN, 2, why);
+}
+
+Test(abi, longer_stages_are_listed)
+{
+    const char *args[] = {"--list-plugins", NULL};
+    char want[8192];
+    host_run r;
+    host_run_args(&r, NULL, 0, args);
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    snprintf(want, sizeof want,
+             "\nwide_stage 1.0 (%s/wide_stage.la)\n"
+             "  %-24s %s\n"
+             "  %-24s %s\n"
+             "      %-20s %s\n\n",
+             env_or("CONVEYOR_TEST_PLUGINS", "tests/plugins"), "wide_stage:identity",
+             "passes items on", "wide_stage:upper", "upper-cases items", "suffix",
+             "appended to every item");
+    cr_assert(strstr(r.out, want), "output: %s\nwanted: %s", r.out, want);
+    host_run_free(&r);
+}
+
+Test(abi, stages_shorter_than_abi_1_0_are_refused)
+{
+    char why[8192];
+    snprintf(why, sizeof why,
+             "[s] plugin = narrow_stage:identity: %s/narrow_stage.la: conveyor_module_v1 declares "
+             "stages of %zu bytes, fewer than the %zu of plugin ABI 1.0 (a corrupt or hand-made "
+             "descriptor)",
+             env_or("CONVEYOR_TEST_PLUGINS", "tests/plugins"), offsetof(conveyor_stage, fini),
+             offsetof(conveyor_stage, params) + sizeof(void *)); /* 1.0's stage ended at params */
+    check_refused("[pipeline]\n\n[s]\nplugin = narrow_stage:identity\n", CONVEYOR_EXIT_PLUGIN, 4,
+                  why);
 }
 
 Test(abi, uncommitted_item_in_fini_fails_the_stage)

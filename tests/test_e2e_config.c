@@ -215,13 +215,13 @@ static void check_bad_module(const char *name, const char *why)
 Test(config, bad_abi_major)
 {
     check_bad_module("bad_abi", "conveyor_module_v1 was built for plugin ABI 99.0, but this "
-                                "conveyor-host supports ABI 1.1");
+                                "conveyor-host supports ABI 1.2");
 }
 
 Test(config, newer_minor)
 {
     check_bad_module("newer_minor", "conveyor_module_v1 was built for plugin ABI 1.99, but this "
-                                    "conveyor-host supports ABI 1.1");
+                                    "conveyor-host supports ABI 1.2");
 }
 
 Test(config, small_size)

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ltdl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,7 +22,19 @@ struct cv_module {
     char *path;             /* the file that was loaded */
     lt_dlhandle handle;
     const conveyor_module *desc;
+    conveyor_stage *stages; /* read at the module's stride (see read_stages) */
+    size_t nstages;
 };
+
+/* What the host reads of a descriptor, by the minor it was built for: 1.0
+ * and 1.1 ended at stages, 1.2 added stage_size. */
+#define MODULE_SIZE_1_0 offsetof(conveyor_module, stage_size)
+#define MODULE_SIZE_1_2 (offsetof(conveyor_module, stage_size) + sizeof(uint32_t))
+
+/* The stage of ABI 1.0, unchanged in 1.1: the stride of a 1.0 or 1.1
+ * module's stages, and the least a 1.2 module may declare.  Its fields are
+ * all pointers, so it has no padding at its end. */
+#define STAGE_SIZE_1_0 (offsetof(conveyor_stage, params) + sizeof(const conveyor_param_spec *))
 
 /* Framework keys of a stage section, offered as suggestions for a
  * misspelled parameter. */
@@ -63,6 +76,7 @@ void cv_loader_fini(cv_loader *l)
             lt_dlclose(m->handle);
         free(m->name);
         free(m->path);
+        free(m->stages);
         free(m);
     }
     free(l->mods);
@@ -88,8 +102,10 @@ static char *search_path_text(const cv_loader *l)
 }
 
 /* Checks the descriptor as ABI 1.x allows: the version first (always the
- * first four bytes), then that the declared size covers what is read. */
-static int check_descriptor(const char *path, const conveyor_module *d, char *err, size_t errlen)
+ * first four bytes), then that the declared size covers what is read, then
+ * the stride of the stages (*STRIDE). */
+static int check_descriptor(const char *path, const conveyor_module *d, size_t *stride, char *err,
+                            size_t errlen)
 {
     if (d->abi_major != CONVEYOR_ABI_MAJOR || d->abi_minor > CONVEYOR_ABI_MINOR) {
         snprintf(err, errlen,
@@ -100,11 +116,20 @@ static int check_descriptor(const char *path, const conveyor_module *d, char *er
                                                     : "upgrade Conveyor or rebuild the plugin");
         return -ENOEXEC;
     }
-    if (d->size < sizeof(conveyor_module)) {
+    size_t need = d->abi_minor >= 2 ? MODULE_SIZE_1_2 : MODULE_SIZE_1_0;
+    if (d->size < need) {
         snprintf(err, errlen,
                  "%s: conveyor_module_v1 declares %u bytes, fewer than the %zu of plugin ABI %u.%u "
                  "(a corrupt or hand-made descriptor)",
-                 path, d->size, sizeof(conveyor_module), d->abi_major, d->abi_minor);
+                 path, d->size, need, d->abi_major, d->abi_minor);
+        return -ENOEXEC;
+    }
+    *stride = d->abi_minor >= 2 ? d->stage_size : STAGE_SIZE_1_0;
+    if (*stride < STAGE_SIZE_1_0) {
+        snprintf(err, errlen,
+                 "%s: conveyor_module_v1 declares stages of %zu bytes, fewer than the %zu of plugin "
+                 "ABI 1.0 (a corrupt or hand-made descriptor)",
+                 path, *stride, STAGE_SIZE_1_0);
         return -ENOEXEC;
     }
     if (!d->name || !d->stages) {
@@ -112,6 +137,28 @@ static int check_descriptor(const char *path, const conveyor_module *d, char *er
         return -ENOEXEC;
     }
     return 0;
+}
+
+/* Copies the module's stages, stepping by STRIDE, into full-size entries
+ * in which the fields the module lacks are zero, so that nothing past the
+ * loader needs to know the stride.  Reads no byte of an entry past STRIDE.
+ * The copy ends with a zeroed entry. */
+static conveyor_stage *read_stages(const conveyor_module *d, size_t stride, size_t *n)
+{
+    const unsigned char *base = (const unsigned char *)d->stages;
+    size_t take = stride < sizeof(conveyor_stage) ? stride : sizeof(conveyor_stage);
+    size_t count = 0;
+    for (;; count++) {
+        const char *name;
+        memcpy(&name, base + count * stride + offsetof(conveyor_stage, name), sizeof name);
+        if (!name)
+            break;
+    }
+    conveyor_stage *out = cv_calloc(count + 1, sizeof *out);
+    for (size_t i = 0; i < count; i++)
+        memcpy(&out[i], base + i * stride, take);
+    *n = count;
+    return out;
 }
 
 static int file_exists(const char *path)
@@ -148,7 +195,8 @@ static int open_module(cv_loader *l, const char *dir, const char *name, cv_modul
         rc = -ENOEXEC;
         goto done;
     }
-    if ((rc = check_descriptor(path, d, err, errlen)) < 0) {
+    size_t stride;
+    if ((rc = check_descriptor(path, d, &stride, err, errlen)) < 0) {
         lt_dlclose(h);
         goto done;
     }
@@ -157,6 +205,7 @@ static int open_module(cv_loader *l, const char *dir, const char *name, cv_modul
     m->path = cv_strdup(path);
     m->handle = h;
     m->desc = d;
+    m->stages = read_stages(d, stride, &m->nstages);
     l->mods = cv_realloc(l->mods, (l->nmods + 1) * sizeof *l->mods);
     l->mods[l->nmods++] = m;
     *out = m;
@@ -198,8 +247,8 @@ int cv_loader_stage(cv_loader *l, const char *module, const char *stage,
     *out = NULL;
     if (rc < 0)
         return rc;
-    size_t n = 0;
-    for (const conveyor_stage *s = m->desc->stages; s->name; s++, n++)
+    size_t n = m->nstages;
+    for (const conveyor_stage *s = m->stages; s->name; s++)
         if (strcmp(s->name, stage) == 0) {
             if (!s->process) {
                 snprintf(err, errlen, "%s: stage '%s' has no process function (it is required)",
@@ -213,7 +262,7 @@ int cv_loader_stage(cv_loader *l, const char *module, const char *stage,
     size_t used = 0;
     char list[512] = "";
     for (size_t i = 0; i < n; i++) {
-        names[i] = m->desc->stages[i].name;
+        names[i] = m->stages[i].name;
         used += (size_t)snprintf(list + used, used < sizeof list ? sizeof list - used : 0, "%s%s",
                                  i ? ", " : "", names[i]);
         if (used >= sizeof list)
@@ -346,7 +395,7 @@ int cv_loader_list(cv_loader *l, FILE *out)
         }
         fprintf(out, "%s %s (%s)\n", m->desc->name, m->desc->version ? m->desc->version : "",
                 m->path);
-        for (const conveyor_stage *s = m->desc->stages; s->name; s++) {
+        for (const conveyor_stage *s = m->stages; s->name; s++) {
             char full[256];
             snprintf(full, sizeof full, "%s:%s", names[k], s->name);
             fprintf(out, "  %-24s %s%s\n", full, s->summary ? s->summary : "",

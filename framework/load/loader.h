@@ -6,6 +6,10 @@
  * A module is MODULE.la or MODULE.so in one of them (lt_dlopenext).  It must
  * export conveyor_module_v1 with abi_major == CONVEYOR_ABI_MAJOR, abi_minor
  * <= CONVEYOR_ABI_MINOR and a size covering the fields the host reads.
+ * The loader reads a module's stages at the stride the module was built
+ * with and hands out its own full-size copies of them (the fields a module
+ * lacks are zero), valid until cv_loader_fini(): no other code needs to
+ * know the stride.
  */
 #ifndef CV_LOADER_H
 #define CV_LOADER_H

@@ -11,7 +11,9 @@
  *
  * ABI versioning: the host refuses a module whose abi_major differs from its
  * own or whose abi_minor is newer than its own.  Structures only grow at the
- * end; the host reads no field past the size the module declares.
+ * end; the host reads no field past the size the module declares: the
+ * descriptor's size, and for each stage the stage_size the descriptor gives
+ * (ABI 1.2; 1.0 and 1.1 modules are read at the stage size of 1.0).
  */
 #ifndef CONVEYOR_PLUGIN_H
 #define CONVEYOR_PLUGIN_H
@@ -25,7 +27,7 @@ extern "C" {
 
 /** ABI version this header describes.  Filled in by CONVEYOR_MODULE(). */
 #define CONVEYOR_ABI_MAJOR 1
-#define CONVEYOR_ABI_MINOR 1
+#define CONVEYOR_ABI_MINOR 2
 
 /** Marks the functions libconveyor exports to plugins. */
 #if defined(_WIN32)
@@ -61,6 +63,11 @@ typedef struct conveyor_param_spec {
 
 /**
  * One stage a module offers, named in pipeline.ini as plugin = MODULE:NAME.
+ * Fields are only ever added at the end.  The host steps through a module's
+ * stages array by the stage_size in its descriptor, so a module built with a
+ * longer conveyor_stage than the host's is read correctly (the host ignores
+ * the fields it does not know), and one built with a shorter one reads as
+ * if the fields it lacks were zero.
  */
 typedef struct conveyor_stage {
     /** The stage's name; NULL ends the module's stages array. */
@@ -113,6 +120,20 @@ typedef struct conveyor_module {
     const char *name, *version;
     /** The stages; the array ends with an entry whose name is NULL. */
     const conveyor_stage *stages;
+    /* --- ABI 1.2 --- */
+    /**
+     * sizeof(conveyor_stage) the module was built with: the stride of the
+     * stages array.  CONVEYOR_MODULE() fills it in; a descriptor written by
+     * hand MUST set it.  The host MUST step through the stages by it and
+     * MUST NOT read a stage's fields past it; it refuses a module whose
+     * stage_size is smaller than the stage of ABI 1.0 (48 bytes on LP64).
+     * The host reads this field only when abi_minor >= 2 and size covers
+     * it; it reads a 1.0 or 1.1 module's stages at the stage size of 1.0,
+     * which 1.1 did not change.  (Why a minor version: a 1.1 host walks
+     * the stages by its own sizeof, so it must refuse, by the version, a
+     * module whose stages may be longer than it knows.)
+     */
+    uint32_t stage_size;
 } conveyor_module;
 
 /**
@@ -123,13 +144,16 @@ typedef struct conveyor_module {
  *         { .name = NULL },
  *     };
  *     CONVEYOR_MODULE("text", "1.0", stages);
+ *
+ * It stamps the ABI version, sizeof(conveyor_module) and
+ * sizeof(conveyor_stage) of the header the module is compiled against.
  */
 #define CONVEYOR_MODULE(mod_name, mod_version, mod_stages)                    \
     CONVEYOR_EXPORT extern const conveyor_module conveyor_module_v1;          \
     const conveyor_module conveyor_module_v1 = {                              \
         CONVEYOR_ABI_MAJOR, CONVEYOR_ABI_MINOR,                               \
         (uint32_t)sizeof(conveyor_module), (mod_name), (mod_version),         \
-        (mod_stages)}
+        (mod_stages), (uint32_t)sizeof(conveyor_stage)}
 
 /** Levels for conveyor_log(). */
 enum conveyor_log_level {
@@ -214,9 +238,9 @@ CONVEYOR_API int conveyor_lock(conveyor_ctx *ctx, unsigned n);
 CONVEYOR_API int conveyor_unlock(conveyor_ctx *ctx, unsigned n);
 
 /* --- ABI 1.1 ---------------------------------------------------------------
- * A module that calls these is built with CONVEYOR_ABI_MINOR 1, and a 1.0
- * host refuses it by its version before anything runs.  Modules built for
- * 1.0 keep working on a 1.1 host. */
+ * A module that calls these is built with CONVEYOR_ABI_MINOR 1 or later,
+ * and a 1.0 host refuses it by its version before anything runs.  Modules
+ * built for 1.0 keep working on later hosts. */
 
 /**
  * Starts an output item built in place: returns a buffer of at least

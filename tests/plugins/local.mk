@@ -4,7 +4,8 @@
 # convenience archives.  The tests find them in $(abs_top_builddir)/tests/plugins.
 check_LTLIBRARIES += tests/plugins/testplug.la tests/plugins/bad_abi.la \
 	tests/plugins/newer_minor.la tests/plugins/small_size.la \
-	tests/plugins/no_entry.la tests/plugins/no_process.la tests/plugins/abi10.la
+	tests/plugins/no_entry.la tests/plugins/no_process.la tests/plugins/abi10.la \
+	tests/plugins/abi11.la tests/plugins/wide_stage.la tests/plugins/narrow_stage.la
 
 TESTPLUGIN_LDFLAGS = -module -avoid-version -no-undefined -rpath /nowhere
 
@@ -31,7 +32,21 @@ tests_plugins_no_entry_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
 tests_plugins_no_process_la_SOURCES = tests/plugins/no_process.c
 tests_plugins_no_process_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
 
-# Built as ABI 1.0 modules were: a 1.1 host keeps running it.
+# Built as ABI 1.0 and 1.1 modules were: later hosts keep running them.
 tests_plugins_abi10_la_SOURCES = tests/plugins/abi10.c tests/plugins/hand_made.h
 tests_plugins_abi10_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
 tests_plugins_abi10_la_LIBADD = framework/libconveyor.la
+
+tests_plugins_abi11_la_SOURCES = tests/plugins/abi11.c tests/plugins/hand_made.h
+tests_plugins_abi11_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
+tests_plugins_abi11_la_LIBADD = framework/libconveyor.la
+
+# Stages longer than the host's (it steps over what it does not know) and
+# shorter than ABI 1.0's (refused).
+tests_plugins_wide_stage_la_SOURCES = tests/plugins/wide_stage.c
+tests_plugins_wide_stage_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
+tests_plugins_wide_stage_la_LIBADD = framework/libconveyor.la
+
+tests_plugins_narrow_stage_la_SOURCES = tests/plugins/narrow_stage.c tests/plugins/hand_made.h
+tests_plugins_narrow_stage_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
+tests_plugins_narrow_stage_la_LIBADD = framework/libconveyor.la
