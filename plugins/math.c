@@ -83,7 +83,7 @@ static int emit_number(conveyor_ctx *ctx, double v, const void *item, size_t len
     }
     n = snprintf(out, sizeof out, "%.10g", v);
     rc = conveyor_emit(ctx, out, (size_t)n);
-    if (rc != 0)
+    if (rc != 0 && rc != -EPIPE)    /* -EPIPE: stopping; the host says why */
         conveyor_log(ctx, CONVEYOR_LOG_ERROR, "cannot emit the result for '%s': %s",
                      quote(q, item, len), strerror(rc < 0 ? -rc : rc));
     return rc;

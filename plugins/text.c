@@ -98,7 +98,8 @@ static int emit(conveyor_ctx *ctx, const void *out, size_t outlen,
 {
     int rc = conveyor_emit(ctx, out, outlen);
 
-    if (rc != 0) {
+    /* -EPIPE: the pipeline is stopping, and the host says why. */
+    if (rc != 0 && rc != -EPIPE) {
         char q[QUOTE_SIZE];
         conveyor_log(ctx, CONVEYOR_LOG_ERROR, "cannot emit the result for '%s': %s",
                      quote(q, item, len), strerror(rc < 0 ? -rc : rc));
@@ -291,7 +292,7 @@ static void count_fini(conveyor_ctx *ctx)
     int n = snprintf(out, sizeof out, "%llu", (unsigned long long)st->count);
     int rc = conveyor_emit(ctx, out, (size_t)n);
 
-    if (rc != 0)
+    if (rc != 0 && rc != -EPIPE)    /* -EPIPE: stopping; the host says why */
         conveyor_log(ctx, CONVEYOR_LOG_ERROR, "cannot emit the count %s: %s", out,
                      strerror(rc < 0 ? -rc : rc));
     state_free(ctx);

@@ -1,7 +1,8 @@
 /*
  * test_config.c - pipeline.ini parsing (framework/load/config.c): defaults, every
  * key, paths resolved against the INI file's folder, multi-line values, and
- * every error with its exact message and line.
+ * every error with its exact message and line; and the key table
+ * (framework/load/config_keys.c) against the docs and a minimal file.
  */
 #include <errno.h>
 #include <limits.h>
@@ -13,6 +14,7 @@
 #include <criterion/criterion.h>
 
 #include "load/config.h"
+#include "load/config_keys.h"
 
 #define PATH "p.ini"
 
@@ -321,6 +323,332 @@ Test(config, names_for_messages)
     cr_expect_str_eq(cv_policy_name(CV_POLICY_ROUND_ROBIN), "round-robin");
     cr_expect_str_eq(cv_order_name(CV_ORDER_SOURCE), "source");
     cr_expect_str_eq(cv_framing_name(CV_FRAMING_LENGTH32), "length32");
+}
+
+/* ---- the key table (config_keys.c) --------------------------------------- */
+
+/* A file of the source tree, read whole (free it). */
+static char *read_source(const char *rel)
+{
+    const char *dir = getenv("CONVEYOR_SRCDIR");
+    char path[PATH_MAX];
+    FILE *f;
+    long n;
+    char *buf;
+
+    snprintf(path, sizeof path, "%s/%s", dir ? dir : ".", rel);
+    f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s (CONVEYOR_SRCDIR is the source tree)", path);
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    n = ftell(f);
+    cr_assert_geq(n, 0);
+    rewind(f);
+    buf = malloc((size_t)n + 1);
+    cr_assert_not_null(buf);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static const char *section_name(enum cv_section s)
+{
+    return s == CV_SECTION_PIPELINE ? "[pipeline]" : "stage";
+}
+
+static size_t kind_size(enum cv_key_kind kind)
+{
+    switch (kind) {
+    case CV_KEY_PATH: return sizeof(char *);
+    case CV_KEY_ENUM: return sizeof(int);
+    case CV_KEY_UINT: return sizeof(unsigned);
+    case CV_KEY_SIZE: return sizeof(size_t);
+    case CV_KEY_OTHER: break;
+    }
+    return 0;
+}
+
+Test(config_keys, rows_are_well_formed)
+{
+    size_t nrows = 0;
+
+    for (const cv_config_key *k = cv_config_keys; k->name; k++, nrows++) {
+        size_t obj = k->section == CV_SECTION_PIPELINE ? sizeof(cv_config) : sizeof(cv_stage_cfg);
+
+        cr_expect_gt(strlen(k->name), 0);
+        cr_expect_eq(cv_config_key_find(k->section, k->name), k, "%s is in the table twice",
+                     k->name);
+        cr_expect(k->kind != CV_KEY_ENUM || k->names, "%s: an enum without names", k->name);
+        cr_expect(k->kind != CV_KEY_UINT || k->min <= k->max, "%s: empty range", k->name);
+        cr_expect(k->kind != CV_KEY_OTHER || k->parse, "%s: no way to read it", k->name);
+        cr_expect(k->kind != CV_KEY_OTHER || !k->def, "%s: a default nothing reads", k->name);
+        cr_expect(!k->env || k->kind == CV_KEY_ENUM, "%s: env chooses among names", k->name);
+        cr_expect_leq(k->off + kind_size(k->kind), obj, "%s: field outside its struct", k->name);
+        cr_expect_leq(k->line_off + sizeof(int), obj, "%s: line outside its struct", k->name);
+        if (k->section == CV_SECTION_PIPELINE) {
+            cr_expect_eq(k->types, 0, "%s: stage types on a [pipeline] key", k->name);
+            continue;
+        }
+        cr_expect_neq(k->types, 0, "%s: no stage type takes it", k->name);
+        cr_expect_eq(k->types & ~(unsigned)CV_TYPES_ALL, 0, "%s: unknown types", k->name);
+        /* More than one type but not all needs words for messages. */
+        bool single = (k->types & (k->types - 1)) == 0;
+        cr_expect(single || k->types == CV_TYPES_ALL || k->types_text,
+                  "%s: no types_text", k->name);
+    }
+    cr_expect_gt(nrows, 0);
+}
+
+/* loader.c suggests these beside a plugin's parameters. */
+Test(config_keys, reserved_stage_keys_are_the_stage_rows)
+{
+    size_t i = 0;
+
+    for (const cv_config_key *k = cv_config_keys; k->name; k++)
+        if (k->section == CV_SECTION_STAGE) {
+            cr_assert_not_null(cv_config_stage_key(i), "%s is missing", k->name);
+            cr_expect_str_eq(cv_config_stage_key(i), k->name);
+            i++;
+        }
+    cr_expect_gt(i, 0);
+    cr_expect_null(cv_config_stage_key(i));
+}
+
+/* One row of a key table of docs/pipeline-ini.md: | `key` | default | values | */
+struct doc_row {
+    enum cv_section section;
+    char key[64], def[64], text[512];
+    bool has_def;
+};
+
+/* The text of `code` at the start of S, or false. */
+static bool leading_code(const char *s, char *out, size_t n)
+{
+    const char *end;
+
+    if (*s != '`' || !(end = strchr(s + 1, '`')))
+        return false;
+    snprintf(out, n, "%.*s", (int)(end - s - 1), s + 1);
+    return true;
+}
+
+static char *trim_cell(char *s)
+{
+    char *e = s + strlen(s);
+
+    while (*s == ' ')
+        s++;
+    while (e > s && e[-1] == ' ')
+        *--e = '\0';
+    return s;
+}
+
+/* The rows of the tables under "## [pipeline]" and "## Stage sections". */
+static size_t doc_rows(struct doc_row *rows, size_t max)
+{
+    char *doc = read_source("docs/pipeline-ini.md"), *save = NULL;
+    int section = -1;
+    size_t n = 0;
+
+    for (char *line = strtok_r(doc, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "## ", 3) == 0)
+            section = strcmp(line, "## [pipeline]") == 0 ? CV_SECTION_PIPELINE
+                      : strcmp(line, "## Stage sections") == 0 ? CV_SECTION_STAGE : -1;
+        if (section < 0 || strncmp(line, "| `", 3) != 0)
+            continue;
+        char *cells[3], *cell_save = NULL;
+        size_t c = 0;
+        for (char *cell = strtok_r(line, "|", &cell_save); cell && c < 3;
+             cell = strtok_r(NULL, "|", &cell_save))
+            cells[c++] = trim_cell(cell);
+        cr_assert_eq(c, 3, "a key row without three cells in docs/pipeline-ini.md");
+        cr_assert_lt(n, max);
+        struct doc_row *r = &rows[n++];
+        r->section = (enum cv_section)section;
+        cr_assert(leading_code(cells[0], r->key, sizeof r->key));
+        r->has_def = leading_code(cells[1], r->def, sizeof r->def);
+        snprintf(r->text, sizeof r->text, "%s | %s", cells[1], cells[2]);
+    }
+    free(doc);
+    return n;
+}
+
+/* What the documentation says of a row must be what its row holds. */
+static void expect_documented_as(const cv_config_key *k, const struct doc_row *r)
+{
+    char want[64];
+
+    if (k->def)
+        cr_expect(r->has_def && strcmp(r->def, k->def) == 0,
+                  "%s %s: the default is `%s` in the table, '%s' in the docs",
+                  section_name(k->section), k->name, k->def, r->has_def ? r->def : "(none)");
+    else
+        cr_expect(!r->has_def, "%s %s: no default in the table, `%s` in the docs",
+                  section_name(k->section), k->name, r->def);
+    for (size_t i = 0; k->kind == CV_KEY_ENUM && k->names[i]; i++) {
+        char colon[64];
+        snprintf(want, sizeof want, "`%s`", k->names[i]);
+        snprintf(colon, sizeof colon, "`%s:", k->names[i]);
+        cr_expect(strstr(r->text, want) || strstr(r->text, colon),
+                  "%s: the value '%s' is not documented", k->name, k->names[i]);
+    }
+    if (k->kind == CV_KEY_UINT) {
+        snprintf(want, sizeof want, "%u to %u", k->min, k->max);
+        cr_expect_not_null(strstr(r->text, want), "%s: the docs do not say %s", k->name, want);
+    }
+    if (k->env) {
+        snprintf(want, sizeof want, "$%s", k->env);
+        cr_expect_not_null(strstr(r->text, want), "%s: the docs do not name %s", k->name, want);
+    }
+    /* A stage key whose text says "balance: ..." applies to exactly those types. */
+    unsigned said = 0;
+    for (enum cv_stage_type t = CV_TYPE_PROCESSOR; t <= CV_TYPE_JOIN; t++) {
+        snprintf(want, sizeof want, "%s:", cv_type_name(t));
+        for (const char *s = strstr(r->text, want); s; s = strstr(s + 1, want))
+            if (s == r->text || s[-1] == ' ')
+                said |= CV_TYPE_BIT(t);
+    }
+    if (k->section == CV_SECTION_STAGE && said)
+        cr_expect_eq(said, k->types, "%s: the docs name other stage types", k->name);
+}
+
+Test(config_keys, documented_keys_are_the_table)
+{
+    struct doc_row rows[64];
+    size_t n = doc_rows(rows, 64), seen[2] = { 0, 0 };
+
+    for (size_t i = 0; i < n; i++) {
+        const cv_config_key *k = cv_config_key_find(rows[i].section, rows[i].key);
+        cr_expect_not_null(k, "docs/pipeline-ini.md documents %s key '%s', which the table "
+                           "does not have", section_name(rows[i].section), rows[i].key);
+        if (k)
+            expect_documented_as(k, &rows[i]);
+        seen[rows[i].section]++;
+    }
+    for (const cv_config_key *k = cv_config_keys; k->name; k++) {
+        size_t i = 0;
+        while (i < n && (rows[i].section != k->section || strcmp(rows[i].key, k->name) != 0))
+            i++;
+        cr_expect_lt(i, n, "%s key '%s' is missing from the tables of docs/pipeline-ini.md",
+                     section_name(k->section), k->name);
+    }
+    cr_expect_gt(seen[CV_SECTION_PIPELINE], 0, "no [pipeline] table found in the docs");
+    cr_expect_gt(seen[CV_SECTION_STAGE], 0, "no stage table found in the docs");
+}
+
+/* Mutations reach past the first unknown-key error only with every key. */
+Test(config_keys, fuzz_dictionary_has_every_key)
+{
+    char *dict = read_source("fuzz/config.dict"), want[80];
+
+    for (const cv_config_key *k = cv_config_keys; k->name; k++) {
+        snprintf(want, sizeof want, "\n\"%s\"\n", k->name);
+        cr_expect_not_null(strstr(dict, want), "fuzz/config.dict lacks \"%s\"", k->name);
+    }
+    free(dict);
+}
+
+static void expect_same_value(const cv_config_key *k, const void *a, const void *b,
+                              const char *text)
+{
+    switch (k->kind) {
+    case CV_KEY_PATH: {
+        const char *x = *(char *const *)a, *y = *(char *const *)b;
+        cr_expect((!x && !y) || (x && y && strcmp(x, y) == 0), "%s: '%s' and '%s' for:\n%s",
+                  k->name, x ? x : "(null)", y ? y : "(null)", text);
+        break;
+    }
+    case CV_KEY_OTHER:
+        cr_expect_fail("%s: a default no test can compare", k->name);
+        break;
+    default:
+        cr_expect_eq(memcmp(a, b, kind_size(k->kind)), 0, "%s differs for:\n%s", k->name, text);
+    }
+}
+
+/* A small valid file with a section for K, and "K = VALUE" at its end
+ * unless VALUE is NULL; returns the line that key is on. */
+static int file_with(const cv_config_key *k, const char *value, char *text, size_t n)
+{
+    int lines = 0;
+    size_t used = 0;
+
+    if (k->section == CV_SECTION_PIPELINE) {
+        used = (size_t)snprintf(text, n, "[a]\nplugin = m:s\n[pipeline]\n");
+        lines = 3;
+    } else {
+        /* The first type that takes the key; a processor needs its plugin. */
+        enum cv_stage_type t = CV_TYPE_PROCESSOR;
+        while (!(k->types & CV_TYPE_BIT(t)))
+            t++;
+        used = (size_t)snprintf(text, n, "[a]\n");
+        lines = 1;
+        if (strcmp(k->name, "type") != 0) {
+            used += (size_t)snprintf(text + used, n - used, "type = %s\n", cv_type_name(t));
+            lines++;
+        }
+        if (t == CV_TYPE_PROCESSOR && (strcmp(k->name, "plugin") != 0 || !value)) {
+            used += (size_t)snprintf(text + used, n - used, "plugin = m:s\n");
+            lines++;
+        }
+    }
+    if (value)
+        snprintf(text + used, n - used, "%s = %s\n", k->name, value);
+    return lines + 1;
+}
+
+Test(config_keys, defaults_are_what_a_minimal_file_yields)
+{
+    for (const cv_config_key *k = cv_config_keys; k->name; k++)
+        if (k->env)
+            unsetenv(k->env);
+
+    for (const cv_config_key *k = cv_config_keys; k->name; k++) {
+        char bare[256], with[256], key[80];
+        int line;
+
+        file_with(k, NULL, bare, sizeof bare);
+        cv_config *a = load_ok(bare);
+        void *obj_a = k->section == CV_SECTION_PIPELINE ? (void *)a : (void *)&a->stages[0];
+
+        snprintf(key, sizeof key, "\n%s = ", k->name);
+        if (k->line_off && !k->unset && !strstr(bare, key))  /* a processor's plugin is */
+            cr_expect_eq(*(int *)((char *)obj_a + k->line_off), 0,
+                         "%s: a line without the key", k->name);
+        if (k->def) {
+            line = file_with(k, k->def, with, sizeof with);
+            cv_config *b = load_ok(with);
+            void *obj_b = k->section == CV_SECTION_PIPELINE ? (void *)b : (void *)&b->stages[0];
+            expect_same_value(k, (char *)obj_a + k->off, (char *)obj_b + k->off, with);
+            if (k->line_off)
+                cr_expect_eq(*(int *)((char *)obj_b + k->line_off), line,
+                             "%s: not the key's line, for:\n%s", k->name, with);
+            cv_config_free(b);
+        } else if (k->kind == CV_KEY_PATH) {
+            cr_expect_null(*(char **)((char *)obj_a + k->off), "%s: a path by default",
+                           k->name);
+        }
+        cv_config_free(a);
+    }
+    expect_no_leaks();
+}
+
+Test(config_keys, transport_default_from_the_environment)
+{
+    cv_config *cfg;
+
+    setenv("CONVEYOR_TRANSPORT", "pipe", 1);
+    cfg = load_ok("[a]\nplugin = m:s\n");
+    cr_expect_eq(cfg->transport, CV_TRANSPORT_PIPE);
+    cv_config_free(cfg);
+    cfg = load_ok("[pipeline]\ntransport = ring\n[a]\nplugin = m:s\n");
+    cr_expect_eq(cfg->transport, CV_TRANSPORT_RING, "the file's choice wins");
+    cv_config_free(cfg);
+    setenv("CONVEYOR_TRANSPORT", "carrier-pigeon", 1);
+    cfg = load_ok("[a]\nplugin = m:s\n");
+    cr_expect_eq(cfg->transport, CV_TRANSPORT_RING, "anything else is the default");
+    cv_config_free(cfg);
+    expect_no_leaks();
 }
 
 /* ---- multi-line values -------------------------------------------------- */

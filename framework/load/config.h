@@ -4,12 +4,13 @@
  * Contract: cv_config_load() parses the file with inih through a reader that
  * counts lines (so every key keeps its line number) and refuses over-long
  * lines instead of letting inih cut them.  It checks everything that can be
- * checked from the file alone: known keys of [pipeline], known stage keys,
- * the values of enumerated keys (type, policy, order, framing, transport,
- * on_error, restart, shared_memory_mode), sizes and numbers, duplicate
- * sections and keys.  Plugin parameters are kept as they are (checked later
- * against the plugin's declared params by the loader).  Graph checks (unknown
- * inputs, cycles, ...) are plan.c's.
+ * checked from the file alone: known keys of [pipeline], known stage keys
+ * and the stage types they apply to, the values of enumerated keys (type,
+ * policy, order, framing, transport, on_error, restart, shared_memory_mode),
+ * sizes and numbers, duplicate sections and keys.  The keys themselves are
+ * rows of one table (config_keys.h).  Plugin parameters are kept as they are
+ * (checked later against the plugin's declared params by the loader).  Graph
+ * checks (unknown inputs, cycles, ...) are plan.c's.
  *
  * Errors are written into err as "FILE:LINE: what is wrong", with a
  * suggestion when a close spelling exists; the functions return a negative
@@ -106,6 +107,10 @@ int cv_config_find_stage(const cv_config *cfg, const char *name);
 
 /* The value of KEY among a stage's params, or NULL. */
 const char *cv_stage_param(const cv_stage_cfg *st, const char *key);
+
+/* The I-th key the framework reads in a stage section (type, plugin, ...),
+ * or NULL past the last: names that are never a plugin's parameter. */
+const char *cv_config_stage_key(size_t i);
 
 /* Names for messages and --graph. */
 const char *cv_type_name(enum cv_stage_type t);

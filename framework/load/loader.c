@@ -36,13 +36,6 @@ struct cv_module {
  * all pointers, so it has no padding at its end. */
 #define STAGE_SIZE_1_0 (offsetof(conveyor_stage, params) + sizeof(const conveyor_param_spec *))
 
-/* Framework keys of a stage section, offered as suggestions for a
- * misspelled parameter. */
-static const char *const stage_keys[] = {
-    "type", "plugin", "input", "replicas", "policy", "order", "on_error", "restart", "max_restarts",
-    NULL,
-};
-
 static void add_dirs(cv_loader *l, const char *list)
 {
     if (!list)
@@ -287,12 +280,16 @@ static int check_params(const cv_config *cfg, const cv_stage_cfg *st, const conv
     size_t n = 0;
     while (sd->params[n].name)
         n++;
-    const char **cands = cv_calloc(n + sizeof stage_keys / sizeof *stage_keys + 1, sizeof *cands);
+    /* The framework's stage keys are suggested too, for a misspelled one. */
+    size_t nkeys = 0;
+    while (cv_config_stage_key(nkeys))
+        nkeys++;
+    const char **cands = cv_calloc(n + nkeys + 1, sizeof *cands);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         cands[k++] = sd->params[i].name;
-    for (size_t i = 0; stage_keys[i]; i++)
-        cands[k++] = stage_keys[i];
+    for (size_t i = 0; i < nkeys; i++)
+        cands[k++] = cv_config_stage_key(i);
     int rc = 0;
     for (size_t i = 0; i < st->nparams && rc == 0; i++) {
         const cv_kv *kv = &st->params[i];

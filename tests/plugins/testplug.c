@@ -70,7 +70,8 @@ static int emit(conveyor_ctx *ctx, const void *out, size_t outlen,
 {
     int rc = conveyor_emit(ctx, out, outlen);
 
-    if (rc != 0) {
+    /* -EPIPE: the pipeline is stopping, and the host says why. */
+    if (rc != 0 && rc != -EPIPE) {
         char q[QUOTE_SIZE];
         conveyor_log(ctx, CONVEYOR_LOG_ERROR, "cannot emit the result for '%s': %s",
                      quote(q, item, len), strerror(rc < 0 ? -rc : rc));
