@@ -101,12 +101,9 @@ static int fail_file(struct parser *p, int rc, const char *fmt, ...)
 
     if (p->e.rc)
         return p->e.rc;
-    p->e.rc = rc;
-    if (p->e.buf && p->e.len > 0) {
-        va_start(ap, fmt);
-        vsnprintf(p->e.buf, p->e.len, fmt, ap);
-        va_end(ap);
-    }
+    va_start(ap, fmt);
+    p->e.rc = cv_verr_at(p->e.buf, p->e.len, rc, NULL, 0, fmt, ap);
+    va_end(ap);
     return rc;
 }
 

@@ -44,12 +44,7 @@ int cv_config_vfail(cv_config_error *e, int line, const char *fmt, va_list ap)
 {
     if (e->rc)
         return e->rc;
-    e->rc = -EINVAL;
-    if (e->buf && e->len > 0) {
-        int n = snprintf(e->buf, e->len, "%s:%d: ", e->path, line);
-        if (n >= 0 && (size_t)n < e->len)
-            vsnprintf(e->buf + n, e->len - (size_t)n, fmt, ap);
-    }
+    e->rc = cv_verr_at(e->buf, e->len, -EINVAL, e->path, line, fmt, ap);
     return e->rc;
 }
 

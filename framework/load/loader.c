@@ -100,35 +100,28 @@ static char *search_path_text(const cv_loader *l)
 static int check_descriptor(const char *path, const conveyor_module *d, size_t *stride, char *err,
                             size_t errlen)
 {
-    if (d->abi_major != CONVEYOR_ABI_MAJOR || d->abi_minor > CONVEYOR_ABI_MINOR) {
-        snprintf(err, errlen,
-                 "%s: conveyor_module_v1 was built for plugin ABI %u.%u, but this conveyor-host "
-                 "supports ABI %d.%d; %s",
-                 path, d->abi_major, d->abi_minor, CONVEYOR_ABI_MAJOR, CONVEYOR_ABI_MINOR,
-                 d->abi_major != CONVEYOR_ABI_MAJOR ? "rebuild the plugin against this SDK"
-                                                    : "upgrade Conveyor or rebuild the plugin");
-        return -ENOEXEC;
-    }
+    if (d->abi_major != CONVEYOR_ABI_MAJOR || d->abi_minor > CONVEYOR_ABI_MINOR)
+        return cv_err_at(err, errlen, -ENOEXEC, path, 0,
+                         "conveyor_module_v1 was built for plugin ABI %u.%u, but this "
+                         "conveyor-host supports ABI %d.%d; %s",
+                         d->abi_major, d->abi_minor, CONVEYOR_ABI_MAJOR, CONVEYOR_ABI_MINOR,
+                         d->abi_major != CONVEYOR_ABI_MAJOR ? "rebuild the plugin against this SDK"
+                                                            : "upgrade Conveyor or rebuild the plugin");
     size_t need = d->abi_minor >= 2 ? MODULE_SIZE_1_2 : MODULE_SIZE_1_0;
-    if (d->size < need) {
-        snprintf(err, errlen,
-                 "%s: conveyor_module_v1 declares %u bytes, fewer than the %zu of plugin ABI %u.%u "
-                 "(a corrupt or hand-made descriptor)",
-                 path, d->size, need, d->abi_major, d->abi_minor);
-        return -ENOEXEC;
-    }
+    if (d->size < need)
+        return cv_err_at(err, errlen, -ENOEXEC, path, 0,
+                         "conveyor_module_v1 declares %u bytes, fewer than the %zu of plugin ABI "
+                         "%u.%u (a corrupt or hand-made descriptor)",
+                         d->size, need, d->abi_major, d->abi_minor);
     *stride = d->abi_minor >= 2 ? d->stage_size : STAGE_SIZE_1_0;
-    if (*stride < STAGE_SIZE_1_0) {
-        snprintf(err, errlen,
-                 "%s: conveyor_module_v1 declares stages of %zu bytes, fewer than the %zu of plugin "
-                 "ABI 1.0 (a corrupt or hand-made descriptor)",
-                 path, *stride, STAGE_SIZE_1_0);
-        return -ENOEXEC;
-    }
-    if (!d->name || !d->stages) {
-        snprintf(err, errlen, "%s: conveyor_module_v1 has no %s", path, !d->name ? "name" : "stages");
-        return -ENOEXEC;
-    }
+    if (*stride < STAGE_SIZE_1_0)
+        return cv_err_at(err, errlen, -ENOEXEC, path, 0,
+                         "conveyor_module_v1 declares stages of %zu bytes, fewer than the %zu of "
+                         "plugin ABI 1.0 (a corrupt or hand-made descriptor)",
+                         *stride, STAGE_SIZE_1_0);
+    if (!d->name || !d->stages)
+        return cv_err_at(err, errlen, -ENOEXEC, path, 0, "conveyor_module_v1 has no %s",
+                         !d->name ? "name" : "stages");
     return 0;
 }
 
@@ -174,21 +167,19 @@ static int open_module(cv_loader *l, const char *dir, const char *name, cv_modul
     lt_dlhandle h = lt_dlopenext(base);
     if (!h) {
         const char *why = lt_dlerror();
-        snprintf(err, errlen, "%s: cannot load: %s", path, why ? why : "unknown error");
+        cv_err_at(err, errlen, 0, path, 0, "cannot load: %s", why ? why : "unknown error");
         rc = -ENOEXEC;
         goto done;
     }
     const conveyor_module *d = lt_dlsym(h, "conveyor_module_v1");
     if (!d) {
-        snprintf(err, errlen,
-                 "%s: not a Conveyor plugin: it has no conveyor_module_v1 symbol "
-                 "(define it with CONVEYOR_MODULE)",
-                 path);
+        cv_err_at(err, errlen, 0, path, 0, "not a Conveyor plugin: it has no conveyor_module_v1 "
+                  "symbol (define it with CONVEYOR_MODULE)");
         lt_dlclose(h);
         rc = -ENOEXEC;
         goto done;
     }
-    size_t stride;
+    size_t stride = 0;
     if ((rc = check_descriptor(path, d, &stride, err, errlen)) < 0) {
         lt_dlclose(h);
         goto done;
@@ -308,12 +299,11 @@ static int check_params(const cv_config *cfg, const cv_stage_cfg *st, const conv
                 used = sizeof known - 1;
         }
         if (s)
-            snprintf(err, errlen, "%s:%d: [%s] '%s' is not a parameter of %s:%s (did you mean '%s'?)",
-                     cfg->path, kv->line, st->name, kv->key, st->module, st->stage, s);
+            cv_err_at(err, errlen, 0, cfg->path, kv->line, "[%s] '%s' is not a parameter of %s:%s "
+                      "(did you mean '%s'?)", st->name, kv->key, st->module, st->stage, s);
         else
-            snprintf(err, errlen, "%s:%d: [%s] '%s' is not a parameter of %s:%s (%s)", cfg->path,
-                     kv->line, st->name, kv->key, st->module, st->stage,
-                     n ? known : "it takes none");
+            cv_err_at(err, errlen, 0, cfg->path, kv->line, "[%s] '%s' is not a parameter of %s:%s "
+                      "(%s)", st->name, kv->key, st->module, st->stage, n ? known : "it takes none");
         if (s && n) {
             size_t len = strlen(err);
             snprintf(err + len, errlen - len, "; it takes: %s", known);
@@ -335,9 +325,8 @@ int cv_loader_resolve(cv_loader *l, const cv_config *cfg, const conveyor_stage *
             continue;
         int rc = cv_loader_stage(l, st->module, st->stage, &stages[i], why, sizeof why);
         if (rc < 0) {
-            snprintf(err, errlen, "%s:%d: [%s] plugin = %s:%s: %s", cfg->path, st->plugin_line,
-                     st->name, st->module, st->stage, why);
-            return rc;
+            return cv_err_at(err, errlen, rc, cfg->path, st->plugin_line, "[%s] plugin = %s:%s: %s",
+                             st->name, st->module, st->stage, why);
         }
         if ((rc = check_params(cfg, st, stages[i], err, errlen)) < 0)
             return rc;
