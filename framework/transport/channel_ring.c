@@ -724,10 +724,14 @@ static int ring_recv_general(ring_channel *ch, cv_record *rec)
             memcpy(ch->frag + ch->fraglen, p + HDR, len);
             ch->fraglen += len;
             ch->rnext = ch->rpos + size;
+            /* Read before release: once the piece's space is published its
+             * producer may write the next record there. */
+            uint64_t seq;
+            memcpy(&seq, p, 8);
             release(ch);
             if (flags & F_FRAG)
                 continue;
-            memcpy(&rec->seq, p, 8);
+            rec->seq = seq;
             rec->flags = flags & ~F_INTERNAL;
             rec->len = (uint32_t)ch->fraglen;
             rec->data = ch->frag;
