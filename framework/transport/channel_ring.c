@@ -84,8 +84,9 @@ typedef struct ring_channel {
     size_t ref_cap;                 /* item bytes it may hold by reference */
     size_t max_item;
     /* The per-item fast paths' limits, recomputed by the slow paths; 0
-     * sends every call the slow way (and must be set whenever the fast path
-     * would be wrong: acknowledgement, fragments, an abort, a reservation). */
+     * sends every call the slow way (and must be 0 whenever the fast path
+     * would be wrong: acknowledgement, fragments, an abort, a reservation,
+     * a held reference). */
     size_t fast_max;                /* the largest record ring_send takes directly */
     uint64_t fast_wend;             /* ring_send: records may end up to here */
     uint64_t fast_rend;             /* ring_recv: records may start below here */
@@ -319,9 +320,6 @@ static void get_header(const unsigned char *p, uint32_t *flags, uint32_t *len)
     memcpy(len, p + 12, 4);
 }
 
-/* Makes room for a record of SIZE bytes (wrapping to the start of the
- * ring when it would cross the end) and returns where it goes: 0, -EAGAIN
- * or -EPIPE. */
 /* The producer must wait for the consumer (the ring, or its budget for
  * references, is full): -EPIPE when the consumer is gone, else -EAGAIN
  * with want_space set.  TAIL is where the consumer is now.  The consumer
@@ -338,6 +336,9 @@ static int no_room(ring_channel *ch, uint64_t tail)
     return -EAGAIN;
 }
 
+/* Makes room for a record of SIZE bytes (wrapping to the start of the
+ * ring when it would cross the end) and sets *WHERE to where it goes: 0,
+ * -EAGAIN or -EPIPE. */
 static int make_room(ring_channel *ch, size_t size, unsigned char **where)
 {
     size_t off = ch->wpos & ch->mask;
