@@ -115,7 +115,6 @@ typedef struct ring_channel {
     cv_ref held;                    /* the reference handed out last, until released */
     uint32_t held_len;
     uint64_t ref_freed;
-    int eof;
 } ring_channel;
 
 static const struct cv_channel_ops ring_ops;
