@@ -1,4 +1,4 @@
-# tests/unit-io.mk - unit tests of shared memory, locks, the pool and item framing
+# tests/unit-io.mk - unit tests of shared memory, locks, the pool, channels and item framing
 # (included from tests/local.mk).
 check_PROGRAMS += tests/test_shm tests/test_framing
 TESTS += tests/test_shm tests/test_framing
@@ -16,3 +16,10 @@ TESTS += tests/test_pool
 tests_test_pool_SOURCES = tests/test_pool.c
 tests_test_pool_CFLAGS = $(TEST_CFLAGS)
 tests_test_pool_LDADD = $(UNIT_LIBS)
+
+check_PROGRAMS += tests/test_channel
+TESTS += tests/test_channel
+tests_test_channel_SOURCES = tests/test_channel.c tests/test_channel_ring.c \
+	tests/channel_util.c tests/channel_util.h
+tests_test_channel_CFLAGS = $(TEST_CFLAGS)
+tests_test_channel_LDADD = $(UNIT_LIBS)

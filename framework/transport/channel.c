@@ -1,7 +1,8 @@
 /*
  * channel.c - dispatches the channel interface (channel.h) to the
  * transport a channel was made with: pipe (channel_pipe.c) or shared-memory
- * ring (channel_ring.c).  A pipeline uses one transport for all channels.
+ * ring (channel_ring.c, ring_wait.c).  A pipeline uses one transport for all
+ * channels.
  */
 #include <errno.h>
 #include <poll.h>

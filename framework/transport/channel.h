@@ -14,8 +14,8 @@
  * Sending is buffered: records are written out when the buffer fills, on
  * cv_channel_flush, and before a process waits for input, so one item is
  * not one system call.  Sends never block one channel while another holds
- * data its consumer may need: cv_channels_wait_writable() writes out
- * whatever any channel of the process can take.
+ * data its consumer may need: cv_channels_wait() writes out whatever the
+ * process's channels can take while it waits.
  */
 #ifndef CV_CHANNEL_H
 #define CV_CHANNEL_H
@@ -101,8 +101,8 @@ int cv_channel_pending(const cv_channel *ch);   /* buffered bytes not yet out */
 void cv_channel_publish(cv_channel *ch);
 /* Building a record in place: a pointer to room for MAX_LEN bytes in the
  * channel's own buffer (NULL with errno EAGAIN when full, ENOTSUP when the
- * record is too large to be built in place), then the commit that sends
- * the first LEN of them. */
+ * record is too large to be built in place, EMSGSIZE when it is larger
+ * than an item may be), then the commit that sends the first LEN of them. */
 void *cv_channel_reserve(cv_channel *ch, size_t max_len);
 int cv_channel_commit(cv_channel *ch, uint64_t seq, size_t len);
 

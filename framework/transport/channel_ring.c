@@ -15,23 +15,18 @@
  * only when the ring looks full or empty, a side that has nothing to do
  * spins briefly (adaptively: with more processes than cores a spin only
  * steals the core the other side needs) and then sleeps on its process's
- * doorbell futex, which the other side rings only when told someone sleeps.
+ * doorbell futex, which the other side rings only when told someone sleeps
+ * (ring_wait.c).
  *
  * A received record stays in the ring until the next receive on the same
  * channel: the read position moves only after the item was handled.
  */
 #include <errno.h>
-#include <limits.h>
-#include <linux/futex.h>
-#include <poll.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "transport/channel.h"
+#include "transport/ring.h"
 #include "transport/shm.h"
 #include "base/util.h"
 
@@ -42,7 +37,6 @@
 #define F_REF 0x10000000u       /* the record is a reference into the pool */
 #define F_INTERNAL (F_WRAP | F_FRAG | F_ABORT | F_REF)
 #define REF_LEN 16              /* a reference: block (8), offset (4), length (4) */
-#define MAX_SPIN_NS 20000
 #define FAST_MAX 256            /* the largest record ring_send copies itself */
 #define PUB_BYTES 8192          /* a producer publishes at least this often */
 #define PREFETCH_AHEAD 2048     /* how far ahead ring_recv_many asks for records */
@@ -51,164 +45,7 @@
  * saved registers. */
 #define SLOW_PATH __attribute__((noinline))
 
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ __volatile__("yield")
-#else
-#define cpu_relax() ((void)0)
-#endif
-
-typedef struct ring_shared {
-    /* written by the producer */
-    _Alignas(64) uint64_t head;     /* bytes published */
-    uint64_t ref_sent;              /* item bytes sent by reference, up to head */
-    uint32_t closed;                /* end of stream, after the last head */
-    /* written by the consumer */
-    _Alignas(64) uint64_t tail;     /* bytes freed */
-    uint64_t ref_freed;             /* item bytes by reference it is done with */
-    uint32_t reader_gone;
-    /* written by the producer before it sleeps: it waits for space */
-    _Alignas(64) uint32_t space_wanted;
-    _Alignas(64) unsigned char data[];
-} ring_shared;
-
-typedef struct ring_channel {
-    cv_channel base;
-    ring_shared *sh;
-    size_t map_bytes;
-    size_t cap, mask;
-    cv_bell *prod_bell, *cons_bell;
-    cv_channel_stats *stats;
-    cv_pool *pool;
-    size_t ref_cap;                 /* item bytes it may hold by reference */
-    size_t max_item;
-    /* The per-item fast paths' limits, recomputed by the slow paths; 0
-     * sends every call the slow way (and must be set whenever the fast path
-     * would be wrong: acknowledgement, fragments, an abort, a reservation). */
-    size_t fast_max;                /* the largest record ring_send takes directly */
-    uint64_t fast_wend;             /* ring_send: records may end up to here */
-    uint64_t fast_rend;             /* ring_recv: records may start below here */
-    int can_write, can_read;
-    /* A stage with restart = on-failure acknowledges each item: its input's
-     * free space (tail) moves only past items it finished, and its outputs
-     * are published at item boundaries, so a restarted process resumes
-     * exactly where the dead one had finished. */
-    int ack_in, ack_out;
-    uint64_t acked;                 /* consumer: end of the last finished item */
-    int outstanding;                /* consumer: an item handed out, not acked */
-    /* producer */
-    uint64_t wpos, head_pub, head_rung, tail_cache;
-    uint64_t ref_sent, ref_freed_cache;
-    int want_space;                 /* a send found the ring full */
-    unsigned unpub;
-    uint64_t sent;
-    size_t frag_off;                /* a fragmented record under way */
-    unsigned char *reserved;        /* a record being built in place */
-    int abort_pending;              /* resumed: an abort marker goes first */
-    /* consumer */
-    uint64_t rpos, rnext, head_cache, tail_pub;
-    uint64_t received;
-    unsigned char *frag;
-    size_t fragcap, fraglen;
-    cv_ref held;                    /* the reference handed out last, until released */
-    uint32_t held_len;
-    uint64_t ref_freed;
-    int eof;
-} ring_channel;
-
 static const struct cv_channel_ops ring_ops;
-
-/* Adaptive spin budget of this process, in nanoseconds, and its ceiling
- * (set by cv_ring_set_spin_limit from how crowded the machine is). */
-static long spin_ns = 1000;
-static long spin_max_ns = MAX_SPIN_NS;
-
-void cv_ring_set_spin_limit(long ns)
-{
-    spin_max_ns = ns < 0 ? 0 : ns;
-    if (spin_ns > spin_max_ns)
-        spin_ns = spin_max_ns;
-}
-
-/* --- giving way after a wake-up ----------------------------------------- */
-
-/* A process that rings a sleeper just before it sleeps itself (a hand-off)
- * is often run over at once by the woken one on its own CPU.  When the woken
- * one then rings the next process, the kernel sees two runnable processes
- * on its CPU and sends that one to another: an idle vCPU, whose wake-up
- * costs ~40 us on a VM (the ringer pays ~13 us for the IPI, the halted vCPU
- * takes the rest to start) against a few us for a switch on this CPU.  So
- * the woken one gives way once, letting the ringer finish going to sleep,
- * and a chain of hand-offs through an idle pipeline stays on one CPU (W5,
- * 3 stages on 2 vCPUs: round trip p50 ~110 us -> ~20 us).
- *
- * A yield puts us behind every runnable process on this CPU, and a busy one
- * keeps it for a whole time slice (milliseconds).  A yield that took that
- * long stops giving way for a pause, doubled at each such yield in a row
- * (on a busy machine no CPU sleeps deeply enough to make wake-ups slow). */
-#define GIVE_WAY_SLOW_NS 500000LL
-#define GIVE_WAY_PAUSE_MIN_NS 1000000000LL
-#define GIVE_WAY_PAUSE_MAX_NS 16000000000LL
-static long long give_way_from, give_way_pause;
-
-static long long now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void give_way(void)
-{
-    long long t0 = now_ns();
-    if (t0 < give_way_from)
-        return;
-    sched_yield();
-    long long t1 = now_ns();
-    if (t1 - t0 < GIVE_WAY_SLOW_NS)
-        return;
-    if (t0 - give_way_from > 16 * give_way_pause)
-        give_way_pause = 0;     /* the last slow one is long past */
-    give_way_pause = give_way_pause ? 2 * give_way_pause : GIVE_WAY_PAUSE_MIN_NS;
-    if (give_way_pause > GIVE_WAY_PAUSE_MAX_NS)
-        give_way_pause = GIVE_WAY_PAUSE_MAX_NS;
-    give_way_from = t1 + give_way_pause;
-}
-
-/* BELL's owner was woken by a ring: it gives way when that was a hand-off
- * from this CPU and the ringer is not asleep yet. */
-static void after_ring(const cv_bell *bell)
-{
-    const cv_bell *w = __atomic_load_n(&bell->rung_by, __ATOMIC_RELAXED);
-    int cpu = sched_getcpu();
-    if (w && cpu >= 0 && __atomic_load_n(&w->handoff_cpu, __ATOMIC_RELAXED) == cpu &&
-        !__atomic_load_n(&w->waiting, __ATOMIC_RELAXED))
-        give_way();
-}
-
-static long futex(uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
-{
-    return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
-}
-
-static void wake_bell(cv_bell *b)
-{
-    __atomic_add_fetch(&b->word, 1, __ATOMIC_SEQ_CST);
-    futex(&b->word, FUTEX_WAKE, INT_MAX, NULL);
-}
-
-/* SELF is the ringer's own bell, HANDOFF whether the ringer is about to
- * wait: the woken one may give way to it (after_ring). */
-static void ring_bell(cv_bell *b, cv_bell *self, int handoff)
-{
-    /* The caller published and fenced; wake only a sleeper. */
-    if (__atomic_load_n(&b->waiting, __ATOMIC_RELAXED)) {
-        __atomic_store_n(&self->handoff_cpu, handoff ? sched_getcpu() : -1, __ATOMIC_RELAXED);
-        __atomic_store_n(&b->rung_by, self, __ATOMIC_RELAXED);
-        wake_bell(b);
-    }
-}
 
 cv_channel *cv_channel_create_ring(cv_channel_stats *stats, size_t max_item, size_t capacity,
                                    size_t ref_budget, cv_bell *producer, cv_bell *consumer,
@@ -319,9 +156,6 @@ static void get_header(const unsigned char *p, uint32_t *flags, uint32_t *len)
     memcpy(len, p + 12, 4);
 }
 
-/* Makes room for a record of SIZE bytes (wrapping to the start of the
- * ring when it would cross the end) and returns where it goes: 0, -EAGAIN
- * or -EPIPE. */
 /* The producer must wait for the consumer (the ring, or its budget for
  * references, is full): -EPIPE when the consumer is gone, else -EAGAIN
  * with want_space set.  TAIL is where the consumer is now.  The consumer
@@ -338,6 +172,9 @@ static int no_room(ring_channel *ch, uint64_t tail)
     return -EAGAIN;
 }
 
+/* Makes room for a record of SIZE bytes (wrapping to the start of the
+ * ring when it would cross the end) and sets *WHERE to where it goes: 0,
+ * -EAGAIN or -EPIPE. */
 static int make_room(ring_channel *ch, size_t size, unsigned char **where)
 {
     size_t off = ch->wpos & ch->mask;
@@ -579,7 +416,7 @@ static void ring_publish_partial(cv_channel *base)
         publish_tail(ch, ch->ack_in ? ch->acked : ch->rpos);
 }
 
-static void ring_publish(cv_channel *base)
+void cv_ring_publish(cv_channel *base)
 {
     ring_channel *ch = (ring_channel *)base;
     if (ch->can_write)
@@ -591,7 +428,7 @@ static void ring_publish(cv_channel *base)
 static int ring_flush(cv_channel *base, int wait)
 {
     (void)wait;     /* publishing never waits: the bytes are in the ring */
-    ring_publish(base);
+    cv_ring_publish(base);
     return 0;
 }
 
@@ -604,7 +441,7 @@ static int ring_close_write(cv_channel *base)
     ch->fast_wend = 0;
     __atomic_store_n(&ch->sh->closed, 1, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    wake_bell(ch->cons_bell);    /* end of stream: wake it even if not asleep yet */
+    cv_bell_wake(ch->cons_bell);    /* end of stream: wake it even if not asleep yet */
     ch->can_write = 0;
     return 0;
 }
@@ -724,10 +561,14 @@ static int ring_recv_general(ring_channel *ch, cv_record *rec)
             memcpy(ch->frag + ch->fraglen, p + HDR, len);
             ch->fraglen += len;
             ch->rnext = ch->rpos + size;
+            /* Read before release: once the piece's space is published its
+             * producer may write the next record there. */
+            uint64_t seq;
+            memcpy(&seq, p, 8);
             release(ch);
             if (flags & F_FRAG)
                 continue;
-            memcpy(&rec->seq, p, 8);
+            rec->seq = seq;
             rec->flags = flags & ~F_INTERNAL;
             rec->len = (uint32_t)ch->fraglen;
             rec->data = ch->frag;
@@ -883,115 +724,12 @@ static void ring_close_read(cv_channel *base)
         let_go(ch);
     __atomic_store_n(&ch->sh->reader_gone, 1, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    wake_bell(ch->prod_bell);    /* end of stream: wake it even if not asleep yet */
+    cv_bell_wake(ch->prod_bell);    /* end of stream: wake it even if not asleep yet */
     ch->can_read = 0;
     ch->fast_rend = 0;
     free(ch->frag);
     ch->frag = NULL;
     ch->fragcap = ch->fraglen = 0;
-}
-
-/* --- waiting ------------------------------------------------------------ */
-
-static int readable(const ring_channel *ch)
-{
-    return __atomic_load_n(&ch->sh->head, __ATOMIC_ACQUIRE) != ch->rnext ||
-           __atomic_load_n(&ch->sh->closed, __ATOMIC_ACQUIRE);
-}
-
-/* Only a channel that found itself full waits for space: any other output
- * is always "writable" and would turn every wait into a busy loop. */
-static int writable(const ring_channel *ch)
-{
-    if (!ch->want_space)
-        return 0;
-    return __atomic_load_n(&ch->sh->tail, __ATOMIC_ACQUIRE) != ch->tail_cache ||
-           __atomic_load_n(&ch->sh->reader_gone, __ATOMIC_ACQUIRE);
-}
-
-static int any_ready(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite)
-{
-    for (size_t i = 0; i < nread; i++)
-        if (readable((const ring_channel *)read[i]))
-            return 1;
-    for (size_t i = 0; i < nwrite; i++)
-        if (writable((const ring_channel *)write[i]))
-            return 1;
-    return 0;
-}
-
-static int ring_wait(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite,
-                     int extra_fd, int timeout_ms, const sigset_t *sigmask)
-{
-    for (size_t i = 0; i < nread; i++)
-        ring_publish(read[i]);
-    for (size_t i = 0; i < nwrite; i++)
-        ring_publish(write[i]);
-
-    if (extra_fd >= 0) {
-        /* The source waiting for its input: everything is published, so
-         * only the input can bring progress. */
-        struct pollfd pfd = {.fd = extra_fd, .events = POLLIN};
-        struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
-        int n = ppoll(&pfd, 1, timeout_ms >= 0 ? &ts : NULL, sigmask);
-        if (n < 0)
-            return -errno;
-        if (n > 0)
-            give_way();     /* the input's writer may be about to sleep too */
-        return 0;
-    }
-    if (nread + nwrite == 0)
-        return -EINVAL;
-
-    /* Spin a little: the other side is often about to publish.  The budget
-     * grows when spinning paid off and shrinks when it did not, so with
-     * more busy processes than cores it falls to nothing. */
-    if (spin_ns > 0) {
-        /* Counted in rounds of ~20 ns (a pause and a look at the shared
-         * positions), not with the clock, which cost more than the spin. */
-        long rounds = spin_ns / 20;
-        for (long i = 1; i <= rounds; i++) {
-            if (any_ready(read, nread, write, nwrite)) {
-                spin_ns = spin_ns * 2 > spin_max_ns ? spin_max_ns : spin_ns * 2;
-                return 0;
-            }
-            cpu_relax();
-            if (i == rounds / 2)
-                sched_yield();
-        }
-        spin_ns /= 2;
-    } else if (spin_max_ns > 0) {
-        spin_ns = spin_max_ns < 250 ? spin_max_ns : 250;  /* try spinning again next time */
-    }
-
-    cv_bell *bell = nread ? ((ring_channel *)read[0])->cons_bell : ((ring_channel *)write[0])->prod_bell;
-    uint32_t seen = __atomic_load_n(&bell->word, __ATOMIC_ACQUIRE);
-    /* Which outputs this sleep waits for space on, for their consumers
-     * (publish_tail); the fence below orders it before the last look. */
-    for (size_t i = 0; i < nwrite; i++) {
-        ring_channel *ch = (ring_channel *)write[i];
-        uint32_t want = ch->can_write && ch->want_space;
-        if (__atomic_load_n(&ch->sh->space_wanted, __ATOMIC_RELAXED) != want)
-            __atomic_store_n(&ch->sh->space_wanted, want, __ATOMIC_RELAXED);
-    }
-    __atomic_store_n(&bell->rung_by, NULL, __ATOMIC_RELAXED);
-    __atomic_store_n(&bell->waiting, 1, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    int rc = 0, rung = 0;
-    if (!any_ready(read, nread, write, nwrite)) {
-        /* A timeout bounds the damage of any missed wake-up. */
-        struct timespec ts = {0, 200 * 1000000L};
-        if (timeout_ms >= 0 && timeout_ms < 200)
-            ts.tv_nsec = (long)timeout_ms * 1000000L;
-        if (futex(&bell->word, FUTEX_WAIT, seen, &ts) == 0)
-            rung = 1;
-        else if (errno == EINTR)
-            rc = -EINTR;
-    }
-    __atomic_store_n(&bell->waiting, 0, __ATOMIC_RELAXED);
-    if (rung)
-        after_ring(bell);
-    return rc;
 }
 
 static uint64_t ring_queued(const cv_channel *base)
@@ -1020,12 +758,12 @@ static const struct cv_channel_ops ring_ops = {
     .commit = ring_commit,
     .flush = ring_flush,
     .pending = ring_pending,
-    .publish = ring_publish,
+    .publish = cv_ring_publish,
     .close_write = ring_close_write,
     .recv = ring_recv,
     .recv_many = ring_recv_many,
     .close_read = ring_close_read,
-    .wait = ring_wait,
+    .wait = cv_ring_wait,
     .queued = ring_queued,
     .destroy = ring_destroy,
     .ack = ring_ack,
