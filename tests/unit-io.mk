@@ -1,4 +1,4 @@
-# tests/unit-io.mk - unit tests of shared memory, locks, the pool and item framing
+# tests/unit-io.mk - unit tests of shared memory, locks, the pool, item framing and the inbox
 # (included from tests/local.mk).
 check_PROGRAMS += tests/test_shm tests/test_framing
 TESTS += tests/test_shm tests/test_framing
@@ -16,3 +16,9 @@ TESTS += tests/test_pool
 tests_test_pool_SOURCES = tests/test_pool.c
 tests_test_pool_CFLAGS = $(TEST_CFLAGS)
 tests_test_pool_LDADD = $(UNIT_LIBS)
+
+check_PROGRAMS += tests/test_inbox
+TESTS += tests/test_inbox
+tests_test_inbox_SOURCES = tests/test_inbox.c
+tests_test_inbox_CFLAGS = $(TEST_CFLAGS)
+tests_test_inbox_LDADD = $(UNIT_LIBS)
