@@ -1,4 +1,4 @@
-# tests/unit-io.mk - unit tests of shared memory, locks, the pool, channels and item framing
+# tests/unit-io.mk - unit tests of shared memory, locks, the pool, channels, item framing and the inbox
 # (included from tests/local.mk).
 check_PROGRAMS += tests/test_shm tests/test_framing
 TESTS += tests/test_shm tests/test_framing
@@ -23,3 +23,9 @@ tests_test_channel_SOURCES = tests/test_channel.c tests/test_channel_ring.c \
 	tests/channel_util.c tests/channel_util.h
 tests_test_channel_CFLAGS = $(TEST_CFLAGS)
 tests_test_channel_LDADD = $(UNIT_LIBS)
+
+check_PROGRAMS += tests/test_inbox
+TESTS += tests/test_inbox
+tests_test_inbox_SOURCES = tests/test_inbox.c
+tests_test_inbox_CFLAGS = $(TEST_CFLAGS)
+tests_test_inbox_LDADD = $(UNIT_LIBS)
