@@ -435,8 +435,8 @@ Test(inbox_concat, later_ranks_come_after_the_earlier_in_order)
 }
 
 /* The later rank is still open when the earlier one ends: its spill comes
- * first, then what it sends after.  Only the sequence is pinned for the
- * replayed items, not whether a wait comes before them. */
+ * first, at once (not after a wait on the later rank), then what it sends
+ * after. */
 Test(inbox_concat, a_later_rank_still_open_replays_its_spill_then_goes_on)
 {
     static const act acts[] = {
@@ -446,7 +446,7 @@ Test(inbox_concat, a_later_rank_still_open_replays_its_spill_then_goes_on)
         END,
     };
     static const want wants[] = {
-        GOT(0, "e0", 0), GOT(5, "l0", -1), GOT(6, "", -1), GOT(7, "l2", 2),
+        GOT(0, "e0", 0), GOT(5, "l0", 1), GOT(6, "", 1), GOT(7, "l2", 2),
     };
     run_script(2, (const unsigned[]){0, 1}, CV_ORDER_CONCAT, acts, wants, ARRAY_LEN(wants));
 }

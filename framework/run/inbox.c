@@ -216,6 +216,10 @@ static int next_concat(cv_inbox *ib, cv_record *rec)
                 }
             continue;
         }
+        /* The current rank ended in this pass: go on with the next one
+         * now, not after a wait on a later rank that may never come. */
+        if (nwait == 0)
+            continue;
         /* Later ranks are read ahead into their spills, so their producers
          * never block on us while we wait for the current rank. */
         for (size_t i = 0; i < ib->n; i++) {
