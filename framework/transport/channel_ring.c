@@ -10,7 +10,7 @@
  * the shared pool (pool.h) travels as a reference record: block, offset and
  * length, 32 bytes whatever the item's size.
  *
- * What made it fast (../shared/PERF-NOTES.md): positions are published in
+ * What made it fast (measured on 2-core VMs): positions are published in
  * batches, each side caches the other's position and reads the shared one
  * only when the ring looks full or empty, a side that has nothing to do
  * spins briefly (adaptively: with more processes than cores a spin only
