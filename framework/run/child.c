@@ -268,6 +268,8 @@ static int after_call(cv_run *r, const char *who, const char *what, uint64_t ite
                       int begun_code)
 {
     conveyor_ctx *ctx = &r->ctx;
+    if (__builtin_expect(!ctx->begun && !ctx->emit_error, 1))
+        return -1;      /* per item: nothing to say */
     char at[64] = "";
     if (item)
         snprintf(at, sizeof at, ", at item %" PRIu64, item);
