@@ -147,10 +147,10 @@ static int input_error(cv_run *r, int rc, uint64_t items)
     return CV_CHILD_IO_ERROR;
 }
 
-/* Emits source item SEQ; 0 or -errno. */
-static int source_emit(cv_run *r, uint64_t seq, const void *item, size_t len)
+/* Emits source item SEQ through OUT; 0 or -errno. */
+static inline int source_emit(cv_run *r, cv_route *out, uint64_t seq, const void *item,
+                              size_t len)
 {
-    cv_route *out = r->plan->procs[r->self].out;
     int rc = cv_run_emit_direct(r, seq, item, len)
                  ? 0
                  : cv_run_emit_item(r, out, seq, item, len, r->placed, item, len);
@@ -169,6 +169,7 @@ static int source_emit(cv_run *r, uint64_t seq, const void *item, size_t len)
 
 static int run_source(cv_run *r)
 {
+    cv_route *out = r->plan->procs[r->self].out;
     cv_reader rd;
     int code = CV_CHILD_OK;
 
@@ -188,7 +189,7 @@ static int run_source(cv_run *r)
         int rc = cv_reader_next(&rd, &item, &len);
         if (rc == 1) {
             r->n_in = rd.items;
-            rc = source_emit(r, rd.items, item, len);
+            rc = source_emit(r, out, rd.items, item, len);
             if (rc < 0) {
                 code = exit_for_error(rc);
                 break;
@@ -261,15 +262,15 @@ static int dead_letter(cv_run *r, const cv_stage_cfg *st, const cv_record *rec)
 }
 
 /* After a plugin's call (WHAT: "init", "process", "fini"; ITEM: the item
- * it processed, or 0): an item begun and never committed ends the process
- * with BEGUN_CODE, an error an emit met with the code for that error.
- * Returns the exit code, or -1 when the call left nothing wrong. */
-static int after_call(cv_run *r, const char *who, const char *what, uint64_t item,
-                      int begun_code)
+ * it processed, or 0) that left an item begun and never committed (the
+ * process ends with BEGUN_CODE) or met an error in an emit (it ends with
+ * the code for that error): says so and returns the exit code.  Cold: the
+ * caller checks the two flags inline, per item. */
+__attribute__((noinline, cold)) static int call_went_wrong(cv_run *r, const char *who,
+                                                           const char *what, uint64_t item,
+                                                           int begun_code)
 {
     conveyor_ctx *ctx = &r->ctx;
-    if (__builtin_expect(!ctx->begun && !ctx->emit_error, 1))
-        return -1;      /* per item: nothing to say */
     char at[64] = "";
     if (item)
         snprintf(at, sizeof at, ", at item %" PRIu64, item);
@@ -278,13 +279,19 @@ static int after_call(cv_run *r, const char *who, const char *what, uint64_t ite
                  "committed%s", who, what, at);
         return begun_code;
     }
-    if (ctx->emit_error) {
-        if (!peer_gone(ctx->emit_error))
-            cv_error("%s: an item it emitted in %s could not be sent%s: %s", who, what, at,
-                     strerror(-ctx->emit_error));
-        return exit_for_error(ctx->emit_error);
-    }
-    return -1;
+    if (!peer_gone(ctx->emit_error))
+        cv_error("%s: an item it emitted in %s could not be sent%s: %s", who, what, at,
+                 strerror(-ctx->emit_error));
+    return exit_for_error(ctx->emit_error);
+}
+
+/* -1 when the call left nothing wrong, else the exit code (see above). */
+static inline int after_call(cv_run *r, const char *who, const char *what, uint64_t item,
+                             int begun_code)
+{
+    if (__builtin_expect(!r->ctx.begun && !r->ctx.emit_error, 1))
+        return -1;
+    return call_went_wrong(r, who, what, item, begun_code);
 }
 
 static int stage_init(cv_run *r, const conveyor_stage *sd, const char *who)
@@ -329,11 +336,11 @@ static int stage_poison(cv_run *r, const cv_stage_cfg *st, const cv_record *rec,
 
 /* process() of one item, and what its result means under on_error.  -1 to
  * go on, or the exit code. */
-static int stage_item(cv_run *r, const conveyor_stage *sd, const cv_stage_cfg *st,
-                      const cv_record *rec, const char *who, uint64_t *skipped)
+static inline int stage_item(cv_run *r, cv_proc_stats *ps, const conveyor_stage *sd,
+                             const cv_stage_cfg *st, const cv_record *rec, const char *who,
+                             uint64_t *skipped)
 {
     conveyor_ctx *ctx = &r->ctx;
-    cv_proc_stats *ps = &r->pstats[r->self];
     ctx->seq = rec->seq;
     ps->current = rec->seq;
     r->n_in++;
@@ -423,7 +430,7 @@ static int run_stage(cv_run *r)
         if (r->ack && ps->poison && ps->poison == rec.seq)
             code = stage_poison(r, st, &rec, who);
         else
-            code = stage_item(r, sd, st, &rec, who, &skipped);
+            code = stage_item(r, ps, sd, st, &rec, who, &skipped);
         if (code >= 0)
             return code;
     }
