@@ -287,6 +287,63 @@ Test(failures, crash_sigabrt_at_item_2)
     check_crash("SIGABRT", "SIGABRT", "Aborted");
 }
 
+/* --- a plugin that ends its own process ------------------------------------
+ * exit() or _exit() from a plugin is a crash of the stage, whatever the
+ * status: the host tells it from the process's own end by the flag that end
+ * sets, so neither a hang (the ring's consumer waiting for a close that
+ * never comes) nor a silent end with exit 0 and items gone. */
+
+static void check_quit(const char *params, const char *want)
+{
+    char ini[512];
+    host_run r;
+    snprintf(ini, sizeof ini,
+             "[pipeline]\nshared_memory = 1K\n[pre]\nplugin = text:identity\n"
+             "[q]\nplugin = testplug:quit\n%s[post]\nplugin = text:identity\n", params);
+    run_text(&r, ini, "a\nb\nc\nd\n");
+    cr_assert_eq(r.status, 1, "status %d, stderr: %s", r.status, r.err);
+    cr_assert(strstr(r.err, want), "stderr: %s\nwanted: %s", r.err, want);
+    cr_assert(!strstr(r.err, "failed\n"), "the crash is the cause, nothing else: %s", r.err);
+    cr_assert_eq(shm_left(r.pid), 0);
+    host_run_free(&r);
+}
+
+Test(failures, plugin_exit_0_in_process_is_a_crash, .timeout = 20)
+{
+    check_quit("at = 3\n", "conveyor-host: error: stage 'q' exited with status 0 while processing "
+                          "item 3 (a plugin ended the process); the pipeline is stopped\n");
+}
+
+Test(failures, plugin__exit_3_in_process_is_a_crash, .timeout = 20)
+{
+    check_quit("at = 2\nstatus = 3\nhow = _exit\n",
+               "conveyor-host: error: stage 'q' exited with status 3 while processing item 2 "
+               "(a plugin ended the process); the pipeline is stopped\n");
+}
+
+Test(failures, plugin_exit_in_init_is_a_crash, .timeout = 20)
+{
+    check_quit("in = init\n", "conveyor-host: error: stage 'q' exited with status 0 in init, "
+                             "before reading its input (a plugin ended the process); the "
+                             "pipeline is stopped\n");
+}
+
+Test(failures, plugin_exit_in_fini_is_a_crash, .timeout = 20)
+{
+    check_quit("in = fini\nstatus = 7\n",
+               "conveyor-host: error: stage 'q' exited with status 7 in fini (a plugin ended "
+               "the process); the pipeline is stopped\n");
+}
+
+/* 14 is the code the output writer ends with when its reader went away
+ * (a quiet end): a plugin's exit(14) must not pass for it. */
+Test(failures, plugin_exit_with_a_framework_code_is_still_a_crash, .timeout = 20)
+{
+    check_quit("at = 1\nstatus = 14\n",
+               "conveyor-host: error: stage 'q' exited with status 14 while processing item 1 "
+               "(a plugin ended the process); the pipeline is stopped\n");
+}
+
 Test(failures, initfail_stops_before_any_item)
 {
     host_run r;

@@ -54,6 +54,30 @@ Test(restart, poison_item_stops_the_pipeline_naming_it)
     free(ini);
 }
 
+/* A plugin's exit() is a crash like a signal: restarted, nothing lost. */
+Test(restart, plugin_exit_is_restarted_like_a_crash, .timeout = 20)
+{
+    host_run r;
+    char *ini = write_file("p.ini", "[pipeline]\ntransport = ring\n"
+                                    "[a]\nplugin = testplug:quit\nat = 2\nstatus = 5\n"
+                                    "restart = on-failure\n[b]\nplugin = text:upper\n");
+    host_run_ini(&r, ini, "a\nb\nc\nd\n");
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    cr_assert_str_eq(r.out, "A\nB\nC\nD\n");
+    /* Each new process counts from 1 again: it sees the item its
+     * predecessor died on as its first, and exits on its second. */
+    for (int item = 2; item <= 4; item++) {
+        char want[160];
+        snprintf(want, sizeof want, "stage 'a' exited with status 5 while processing item %d; "
+                 "restarting it (1 of 5 in a row)", item);
+        cr_assert(strstr(r.err, want), "stderr: %s\nwanted: %s", r.err, want);
+    }
+    cr_assert(strstr(r.err, "3 stage restarts during the run"), "stderr: %s", r.err);
+    cr_assert_eq(shm_left(r.pid), 0);
+    host_run_free(&r);
+    free(ini);
+}
+
 Test(restart, poison_item_goes_to_the_dead_letter_file)
 {
     host_run r;

@@ -299,6 +299,7 @@ static int stage_init(cv_run *r, const conveyor_stage *sd, const char *who)
     if (!sd->init)
         return -1;
     conveyor_ctx *ctx = &r->ctx;
+    r->pstats[r->self].phase = CV_PHASE_INIT;
     ctx->seq = 0;
     ctx->in_call = 1;
     int rc = sd->init(ctx);
@@ -392,6 +393,7 @@ static inline int stage_item(cv_run *r, cv_proc_stats *ps, const conveyor_stage 
 static int stage_fini(cv_run *r, const conveyor_stage *sd, const cv_stage_cfg *st,
                       const char *who, uint64_t skipped)
 {
+    r->pstats[r->self].phase = CV_PHASE_FINI;
     if (sd->fini) {
         conveyor_ctx *ctx = &r->ctx;
         ctx->seq = UINT64_MAX;
@@ -426,6 +428,7 @@ static int run_stage(cv_run *r)
     cv_proc_desc(r, r->self, who, sizeof who);
     if ((code = stage_init(r, sd, who)) >= 0)
         return code;
+    ps->phase = CV_PHASE_ITEMS;
     while ((rc = cv_inbox_next(&r->inbox, &rec)) == 1) {
         if (r->ack && ps->poison && ps->poison == rec.seq)
             code = stage_poison(r, st, &rec, who);
@@ -540,14 +543,25 @@ static void child_inbox(cv_run *r, const cv_proc *pr)
     free(stats);
 }
 
+/* The one orderly end of a forked process: the host tells it from a
+ * plugin's exit() by the finished flag. */
+_Noreturn static void child_exit(cv_proc_stats *ps, int code)
+{
+    ps->finished = 1;
+    _exit(code);
+}
+
 _Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *host_mask, int restarted)
 {
     const cv_proc *pr = &r->plan->procs[p];
 
+    cv_proc_stats *ps = &r->pstats[p];
+    ps->finished = 0;
+    ps->phase = pr->kind == CV_PROC_STAGE ? CV_PHASE_START : CV_PHASE_ITEMS;
     /* Die with the host, even if it is SIGKILLed. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != r->host)
-        _exit(CV_CHILD_PEER_GONE);
+        child_exit(ps, CV_CHILD_PEER_GONE);
     child_signals(host_mask);
 
     r->self = p;
@@ -578,5 +592,5 @@ _Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *host_mask, int re
     default: code = run_stage(r); break;
     }
     cv_run_publish_counts(r);
-    _exit(code);
+    child_exit(ps, code);
 }

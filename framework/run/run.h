@@ -53,7 +53,13 @@ typedef struct cv_proc_stats {
     volatile uint64_t failed;   /* items that failed and were skipped or dead-lettered */
     volatile uint64_t done;     /* items finished (process returned) */
     volatile uint64_t poison;   /* restart: dead-letter this item instead of processing it */
+    volatile uint32_t phase;    /* CV_PHASE_*: where the process is */
+    volatile uint32_t finished; /* set just before the process's own _exit: any
+                                   other end (a plugin's exit(), a signal) is a crash */
 } cv_proc_stats;
+
+/* Where a process is, for the message when it dies (cv_proc_stats.phase). */
+enum { CV_PHASE_START, CV_PHASE_INIT, CV_PHASE_ITEMS, CV_PHASE_FINI };
 
 typedef struct cv_run cv_run;
 

@@ -33,6 +33,7 @@ typedef struct cv_supervisor {
     int stopping;               /* everything has been sent SIGKILL */
     int draining_sig;           /* the first SIGINT/SIGTERM/SIGHUP, or 0 */
     int cause, cause_status;    /* the dead child that explains a stop, or -1 */
+    int cause_code;             /* its child_code() */
     int cause_reported;         /* its message is already out */
     int failed;                 /* the run cannot go on (a fork failed) */
     sigset_t wait_set;          /* what the host takes with sigtimedwait */
@@ -51,6 +52,49 @@ const char *cv_sig_name(int sig)
 {
     const char *n = sigabbrev_np(sig);
     return n ? n : "?";
+}
+
+/* How process P ended: its CV_CHILD_* code when it ended on its own terms
+ * (the finished flag it sets just before its own _exit), else -1: it was
+ * killed by a signal, or a plugin ended it (exit(), _exit()) -- a crash
+ * either way, whatever the status. */
+static int child_code(const cv_run *r, int p, int status)
+{
+    if (WIFEXITED(status) && r->pstats[p].finished)
+        return WEXITSTATUS(status);
+    return -1;
+}
+
+/* "was killed by SIGSEGV" or "exited with status 3", for a crash. */
+static const char *how_died(int status, char *buf, size_t n)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, n, "was killed by SIG%s", cv_sig_name(WTERMSIG(status)));
+    else
+        snprintf(buf, n, "exited with status %d", WEXITSTATUS(status));
+    return buf;
+}
+
+/* Where a crashed stage was: " while processing item 7", " in fini", ...
+ * (empty for the source and the sink). */
+static const char *where_died(const cv_run *r, int p, char *buf, size_t n)
+{
+    const cv_proc_stats *ps = &r->pstats[p];
+    buf[0] = '\0';
+    if (r->plan->procs[p].kind != CV_PROC_STAGE)
+        return buf;
+    switch (ps->phase) {
+    case CV_PHASE_START: snprintf(buf, n, " before it started"); break;
+    case CV_PHASE_INIT: snprintf(buf, n, " in init, before reading its input"); break;
+    case CV_PHASE_FINI: snprintf(buf, n, " in fini"); break;
+    default:
+        if (ps->current)
+            snprintf(buf, n, " while processing item %" PRIu64, ps->current);
+        else
+            snprintf(buf, n, " between items");
+        break;
+    }
+    return buf;
 }
 
 /* Signals: the host takes them synchronously (sigtimedwait); children
@@ -114,45 +158,43 @@ static void fork_all(cv_supervisor *sv)
 
 /* Says why a restarted stage restarts, or why it will not: 1 to restart,
  * 0 to give up quietly, -1 when it gave up and said why. */
-static int restart_verdict(cv_supervisor *sv, int p, int sig)
+static int restart_verdict(cv_supervisor *sv, int p, int status)
 {
     cv_run *r = &sv->run;
     const cv_stage_cfg *st = &r->cfg->stages[r->plan->procs[p].stage];
     cv_proc_stats *ps = &r->pstats[p];
     uint64_t item = ps->current;
     unsigned row = sv->in_row[p];
-    char who[256];
+    char who[256], how[64], where[96];
     cv_proc_desc(r, p, who, sizeof who);
+    how_died(status, how, sizeof how);
+    where_died(r, p, where, sizeof where);
 
     if (row < st->max_restarts) {
-        if (item)
-            cv_warn("%s was killed by SIG%s while processing item %" PRIu64 "; restarting it "
-                    "(%u of %u in a row)", who, cv_sig_name(sig), item, row, st->max_restarts);
-        else
-            cv_warn("%s was killed by SIG%s between items; restarting it (%u of %u in a row)",
-                    who, cv_sig_name(sig), row, st->max_restarts);
+        cv_warn("%s %s%s; restarting it (%u of %u in a row)", who, how, where, row,
+                st->max_restarts);
         return 1;
     }
     /* Crashed max_restarts times in a row without finishing an item. */
     if (item && st->on_error == CV_ON_ERROR_DEAD_LETTER) {
-        cv_warn("%s was killed by SIG%s %u times in a row on item %" PRIu64 ", a poison item; "
+        cv_warn("%s %s %u times in a row on item %" PRIu64 ", a poison item; "
                 "restarting it to write the item to '%s' instead",
-                who, cv_sig_name(sig), row, item, st->dead_letter_path);
+                who, how, row, item, st->dead_letter_path);
         ps->poison = item;
         sv->in_row[p] = 0;
         return 1;
     }
     if (item)
-        cv_error("%s was killed by SIG%s %u time%s in a row on item %" PRIu64 ", a poison "
+        cv_error("%s %s %u time%s in a row on item %" PRIu64 ", a poison "
                  "item (on_error = dead-letter:PATH sets such items aside); the pipeline "
-                 "is stopped", who, cv_sig_name(sig), row, row == 1 ? "" : "s", item);
+                 "is stopped", who, how, row, row == 1 ? "" : "s", item);
     else
-        cv_error("%s was killed by SIG%s %u times in a row; the pipeline is stopped", who,
-                 cv_sig_name(sig), row);
+        cv_error("%s %s %u times in a row%s; the pipeline is stopped", who, how, row, where);
     return -1;
 }
 
-/* A stage with restart = on-failure died by a signal: start a new process
+/* A stage with restart = on-failure crashed (a signal, or a plugin ended
+ * its process): start a new process
  * for it, unless it crashed max_restarts times in a row without finishing
  * an item (then the item is a poison item: dead-lettered when the stage has
  * a dead-letter file, else the pipeline stops).  1 when restarted, 0 when
@@ -168,7 +210,7 @@ static int restart_child(cv_supervisor *sv, int p, int status)
         sv->in_row[p] = 0;
     sv->done_at_crash[p] = ps->done;
     sv->in_row[p]++;
-    int verdict = restart_verdict(sv, p, WTERMSIG(status));
+    int verdict = restart_verdict(sv, p, status);
     if (verdict <= 0)
         return verdict;
     ps->current = 0;
@@ -192,11 +234,11 @@ static int restart_child(cv_supervisor *sv, int p, int status)
 
 /* Which dead child explains a stop best: crashes and stage failures first,
  * consequences (a peer gone) last. */
-static int cause_rank(int status)
+static int cause_rank(int code, int status)
 {
-    if (WIFSIGNALED(status))
-        return WTERMSIG(status) == SIGKILL ? 4 : 5;
-    switch (WEXITSTATUS(status)) {
+    if (code < 0)
+        return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 4 : 5;
+    switch (code) {
     case CV_CHILD_ITEM_FAILED:
     case CV_CHILD_INIT_FAILED:
     case CV_CHILD_BAD_INPUT:
@@ -210,21 +252,20 @@ static int cause_rank(int status)
     }
 }
 
-static void report_cause(cv_run *r, int p, int status)
+static void report_cause(cv_run *r, int p, int status, int code)
 {
-    char who[256];
+    char who[256], how[64], where[96];
     cv_proc_desc(r, p, who, sizeof who);
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        uint64_t cur = r->pstats[p].current;
-        char where[96];
-        if (cur)
-            snprintf(where, sizeof where, " while processing item %" PRIu64, cur);
+    if (code < 0) {
+        how_died(status, how, sizeof how);
+        where_died(r, p, where, sizeof where);
+        if (WIFSIGNALED(status))
+            cv_error("%s %s (%s)%s; the pipeline is stopped", who, how,
+                     strsignal(WTERMSIG(status)), where);
         else
-            where[0] = '\0';
-        cv_error("%s was killed by SIG%s (%s)%s; the pipeline is stopped", who, cv_sig_name(sig),
-                 strsignal(sig), where);
-    } else if (WEXITSTATUS(status) != CV_CHILD_OK && WEXITSTATUS(status) != CV_CHILD_OUTPUT_CLOSED) {
+            cv_error("%s %s%s (a plugin ended the process); the pipeline is stopped", who, how,
+                     where);
+    } else if (code != CV_CHILD_OK && code != CV_CHILD_OUTPUT_CLOSED) {
         /* The child said why; name the consequence. */
         cv_error("the pipeline is stopped: %s failed", who);
     }
@@ -234,10 +275,10 @@ static void report_cause(cv_run *r, int p, int status)
  * stop when it explains it best, and stop everything at the first failure. */
 static void child_ended(cv_supervisor *sv, int p, int status)
 {
-    int ok = WIFEXITED(status) && WEXITSTATUS(status) == CV_CHILD_OK;
-    if (ok)
+    int code = child_code(&sv->run, p, status);
+    if (code == CV_CHILD_OK)
         return;
-    if (!sv->stopping && WIFSIGNALED(status)) {
+    if (!sv->stopping && code < 0) {
         int rs = restart_child(sv, p, status);
         if (rs > 0)
             return;
@@ -246,9 +287,10 @@ static void child_ended(cv_supervisor *sv, int p, int status)
     }
     /* What the stop itself killed explains nothing. */
     if (!(sv->stopping && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) &&
-        (sv->cause < 0 || cause_rank(status) > cause_rank(sv->cause_status))) {
+        (sv->cause < 0 || cause_rank(code, status) > cause_rank(sv->cause_code, sv->cause_status))) {
         sv->cause = p;
         sv->cause_status = status;
+        sv->cause_code = code;
     }
     if (!sv->stopping)
         kill_all(sv);
@@ -303,11 +345,11 @@ static void supervise(cv_supervisor *sv)
 static int exit_status(cv_supervisor *sv)
 {
     if (sv->cause >= 0) {
-        if (WIFEXITED(sv->cause_status) && WEXITSTATUS(sv->cause_status) == CV_CHILD_OUTPUT_CLOSED)
+        if (sv->cause_code == CV_CHILD_OUTPUT_CLOSED)
             /* The output's reader went away (| head): a quiet end. */
             return sv->draining_sig ? 128 + sv->draining_sig : CONVEYOR_EXIT_OK;
         if (!sv->cause_reported)
-            report_cause(&sv->run, sv->cause, sv->cause_status);
+            report_cause(&sv->run, sv->cause, sv->cause_status, sv->cause_code);
         return CONVEYOR_EXIT_FAILED;
     }
     if (sv->failed)

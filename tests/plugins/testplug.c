@@ -15,6 +15,8 @@
  *   shmwrite  writes the segment's first byte (faults when it is read-only)
  *   echo_env  emits "$CONVEYOR_SHM_NAME|conveyor_shm_name()" per item
  *   busy      spins usec per item          big    emits bytes 'x's per item
+ *   quit      ends its own process (exit or _exit, with a status) in init,
+ *             at the at-th item or in fini, as a misbehaving plugin would
  *
  * Counters are per process, so a restarted stage starts counting again:
  * crash at = 2 with restart = on-failure crashes once, then goes on.
@@ -39,7 +41,9 @@ typedef struct tp_state {
     unsigned long long at;       /* fail, crash */
     unsigned long long keep;     /* drop */
     unsigned long long usec;     /* slow, busy */
-    int sig;                     /* crash */
+    int sig;                     /* crash; quit: the status */
+    int when;                    /* quit: 0 init, 1 process, 2 fini */
+    int fast;                    /* quit: _exit rather than exit */
     char *buf;                   /* tag: scratch; big: the output */
     size_t cap;
 } tp_state;
@@ -658,7 +662,70 @@ static void forward_in_fini(conveyor_ctx *ctx)
     conveyor_emit(ctx, buf, (size_t)n);
 }
 
+/* --- quit: a plugin that ends its process itself ------------------------------ */
+
+static void quit_now(const tp_state *st)
+{
+    if (st->fast)
+        _exit(st->sig);
+    exit(st->sig);
+}
+
+static int quit_init(conveyor_ctx *ctx)
+{
+    static const char *const whens[] = {"init", "process", "fini"};
+    const char *when = conveyor_param(ctx, "in");
+    const char *how = conveyor_param(ctx, "how");
+    unsigned long long status;
+    tp_state *st = state_new(ctx);
+
+    if (!st)
+        return -ENOMEM;
+    if (uint_param(ctx, "at", 1, &st->at) != 0 || uint_param(ctx, "status", 0, &status) != 0 ||
+        status > 255) {
+        state_free(ctx);
+        return -EINVAL;
+    }
+    st->sig = (int)status;
+    st->when = 1;
+    for (int i = 0; when && i < 3; i++)
+        if (strcmp(when, whens[i]) == 0)
+            st->when = i;
+    st->fast = how && strcmp(how, "_exit") == 0;
+    if (st->when == 0)
+        quit_now(st);
+    return 0;
+}
+
+static int quit_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    tp_state *st = conveyor_userdata(ctx);
+
+    if (st->when == 1 && ++st->seen == st->at)
+        quit_now(st);
+    return pass_on(ctx, item, len);
+}
+
+static void quit_fini(conveyor_ctx *ctx)
+{
+    tp_state *st = conveyor_userdata(ctx);
+
+    if (st->when == 2)
+        quit_now(st);
+    state_free(ctx);
+}
+
+static const conveyor_param_spec quit_params[] = {
+    { "in", "init, process (default) or fini: where the process ends" },
+    { "at", "in process: the N-th item this process sees, 1-based (default 1)" },
+    { "status", "the exit status, 0-255 (default 0)" },
+    { "how", "exit (default: atexit handlers run) or _exit" },
+    { NULL, NULL },
+};
+
 static const conveyor_stage stages[] = {
+    { .name = "quit", .summary = "ends its own process with exit() in init, process or fini",
+      .init = quit_init, .process = quit_process, .fini = quit_fini, .params = quit_params },
     { .name = "crash_on", .summary = "crashes (SIGSEGV) on the item equal to its item param",
       .process = crash_on_process, .params = crash_on_params },
     { .name = "crash_random", .summary = "passes items on, crashing with probability p after each",
