@@ -39,6 +39,7 @@ void conveyor_pipeline_close(conveyor_pipeline *pl)
 
 int conveyor_pipeline_open(const char *path, conveyor_pipeline **out, char *err, size_t errlen)
 {
+    cv_reserve_std_fds();
     conveyor_pipeline *pl = cv_calloc(1, sizeof *pl);
     int rc;
     *out = NULL;
@@ -89,6 +90,7 @@ int conveyor_pipeline_describe(conveyor_pipeline *pl, size_t *stages, size_t *pr
 
 int conveyor_list_plugins(const char *extra_path, FILE *out)
 {
+    cv_reserve_std_fds();
     cv_loader l;
     if (cv_loader_init(&l, extra_path) < 0)
         return -ENOMEM;
@@ -99,6 +101,7 @@ int conveyor_list_plugins(const char *extra_path, FILE *out)
 
 int conveyor_cleanup_stale(void)
 {
+    cv_reserve_std_fds();
     return cv_shm_sweep();
 }
 

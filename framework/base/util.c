@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -240,6 +242,14 @@ char *cv_path_join(const char *dir, const char *path)
     return cv_asprintf("%s/%s", dir, path);
 }
 
+int cv_wait_writable(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+    if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+        return -errno;
+    return 0;
+}
+
 int cv_write_all(int fd, const void *buf, size_t n)
 {
     const char *p = buf;
@@ -249,6 +259,12 @@ int cv_write_all(int fd, const void *buf, size_t n)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                int rc = cv_wait_writable(fd);
+                if (rc < 0)
+                    return rc;
+                continue;
+            }
             return -errno;
         }
         /* write() returning 0 for a non-empty buffer would loop forever. */
@@ -302,4 +318,29 @@ int cv_err_at(char *err, size_t errlen, int rc, const char *file, int line, cons
     cv_verr_at(err, errlen, rc, file, line, fmt, ap);
     va_end(ap);
     return rc;
+}
+
+static int std_closed[3];
+
+void cv_reserve_std_fds(void)
+{
+    static int done;
+    if (done)
+        return;
+    done = 1;
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        /* open() takes the lowest free number: this one. */
+        int got = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (got == fd)
+            std_closed[fd] = 1;
+        else if (got >= 0)
+            close(got);
+    }
+}
+
+int cv_std_was_closed(int fd)
+{
+    return fd >= 0 && fd <= 2 && std_closed[fd];
 }

@@ -51,10 +51,23 @@ char *cv_trim(char *s);
 /* Joins DIR and PATH unless PATH is absolute or "-". */
 char *cv_path_join(const char *dir, const char *path);
 
-/* write()/read() the whole buffer, retrying EINTR and short transfers.
+/* Makes sure descriptors 0, 1 and 2 are open, on /dev/null where they were
+ * closed, before anything else is opened: a channel, a segment or the output
+ * file must never become a program's standard output or error by accident.
+ * Only the first call acts; cv_std_was_closed(FD) says whether FD was
+ * closed then (reading or writing "-" on it is refused). */
+void cv_reserve_std_fds(void);
+int cv_std_was_closed(int fd);
+
+/* write()/read() the whole buffer, retrying EINTR and short transfers
+ * (cv_write_all waits for a non-blocking descriptor to take bytes).
  * cv_write_all returns 0 or -errno; cv_read_full returns bytes read (less
  * than n only at end of file) or -errno. */
 int cv_write_all(int fd, const void *buf, size_t n);
+/* Waits until FD can take bytes: a descriptor we were given may be
+ * non-blocking (an inherited O_NONBLOCK), and EAGAIN is no reason to fail.
+ * 0 (also when a signal came) or -errno. */
+int cv_wait_writable(int fd);
 ssize_t cv_read_full(int fd, void *buf, size_t n);
 
 /* Copies LEN bytes without a call, for the short items pipelines of lines

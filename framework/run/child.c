@@ -198,8 +198,8 @@ static int run_source(cv_run *r)
         }
         if (rc == 0)
             break;
-        if (rc == -EINTR)
-            continue;
+        if (rc == -EINTR || rc == -EAGAIN)
+            continue;   /* a stop request, or a non-blocking input with nothing yet */
         code = input_error(r, rc, rd.items);
         break;
     }

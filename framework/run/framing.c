@@ -223,7 +223,8 @@ void cv_writer_free(cv_writer *w)
     w->cap = w->used = 0;
 }
 
-/* Writes all of IOV, going on after short writes and EINTR.  0 or -errno. */
+/* Writes all of IOV, going on after short writes, EINTR and EAGAIN (a
+ * non-blocking output waits until it takes bytes).  0 or -errno. */
 static int writev_all(int fd, struct iovec *iov, int cnt)
 {
     while (cnt > 0) {
@@ -231,6 +232,12 @@ static int writev_all(int fd, struct iovec *iov, int cnt)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                int rc = cv_wait_writable(fd);
+                if (rc < 0)
+                    return rc;
+                continue;
+            }
             return -errno;
         }
         size_t done = (size_t)n;

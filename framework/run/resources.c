@@ -1,6 +1,6 @@
 /*
  * resources.c - what a run creates before the first fork and removes on
- * every way out: the input and output files, the user's shared segment,
+ * every way out: the input and output files (never one and the same), the user's shared segment,
  * the shared area (locks, counters, doorbells), the pool of large items and
  * the channels, sized for the plan.
  */
@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <conveyor/host.h>
@@ -16,27 +17,63 @@
 #include "base/util.h"
 #include "run/run.h"
 
-static int open_io(cv_run *r)
+/* "-" on a standard descriptor that was closed when the program started
+ * (it is /dev/null now): reading or writing it would hide the mistake. */
+static int std_closed(const cv_config *cfg, const char *key, int fd)
+{
+    if (!cv_std_was_closed(fd))
+        return 0;
+    cv_error("%s: %s = - but standard %s is closed; give %s = PATH", cfg->path, key,
+             fd == STDIN_FILENO ? "input" : "output", key);
+    return -EBADF;
+}
+
+static int open_input(cv_run *r)
 {
     const cv_config *cfg = r->cfg;
     r->in_fd = STDIN_FILENO;
-    r->out_fd = STDOUT_FILENO;
-    if (strcmp(cfg->input, "-") != 0) {
-        r->in_fd = open(cfg->input, O_RDONLY | O_CLOEXEC);
-        if (r->in_fd < 0) {
-            int e = errno;
-            cv_error("%s: cannot open input '%s': %s", cfg->path, cfg->input, strerror(e));
-            return -e;
-        }
+    if (strcmp(cfg->input, "-") == 0)
+        return std_closed(cfg, "input", STDIN_FILENO);
+    r->in_fd = open(cfg->input, O_RDONLY | O_CLOEXEC);
+    if (r->in_fd < 0) {
+        int e = errno;
+        cv_error("%s: cannot open input '%s': %s", cfg->path, cfg->input, strerror(e));
+        return -e;
     }
-    if (strcmp(cfg->output, "-") != 0) {
-        r->out_fd = open(cfg->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-        if (r->out_fd < 0) {
-            int e = errno;
-            cv_error("%s: cannot open output '%s': %s", cfg->path, cfg->output, strerror(e));
-            cv_run_close_io(r);
-            return -e;
-        }
+    return 0;
+}
+
+/* Reading and writing one file would destroy the data the user gave (the
+ * output is truncated, or grows as it is read): refused, whatever the names
+ * (links, standard input or output redirected to it). */
+static int same_file(cv_run *r)
+{
+    const cv_config *cfg = r->cfg;
+    struct stat in, out;
+    int have_out = strcmp(cfg->output, "-") == 0 ? fstat(STDOUT_FILENO, &out) == 0
+                                                  : stat(cfg->output, &out) == 0;
+    if (!have_out || fstat(r->in_fd, &in) != 0 || !S_ISREG(in.st_mode) || !S_ISREG(out.st_mode) ||
+        in.st_dev != out.st_dev || in.st_ino != out.st_ino)
+        return 0;
+    cv_error("%s: the input (%s) and the output (%s) are the same file; the run would destroy it",
+             cfg->path, strcmp(cfg->input, "-") == 0 ? "standard input" : cfg->input,
+             strcmp(cfg->output, "-") == 0 ? "standard output" : cfg->output);
+    return -EINVAL;
+}
+
+/* Opened last, once nothing else can refuse the configuration: a run that
+ * stops with exit status 2 leaves the output file as it was. */
+static int open_output(cv_run *r)
+{
+    const cv_config *cfg = r->cfg;
+    r->out_fd = STDOUT_FILENO;
+    if (strcmp(cfg->output, "-") == 0)
+        return std_closed(cfg, "output", STDOUT_FILENO);
+    r->out_fd = open(cfg->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (r->out_fd < 0) {
+        int e = errno;
+        cv_error("%s: cannot open output '%s': %s", cfg->path, cfg->output, strerror(e));
+        return -e;
     }
     return 0;
 }
@@ -155,15 +192,16 @@ int cv_run_create(cv_run *r, const cv_plan *plan, const conveyor_stage *const *s
     const cv_config *cfg = plan->cfg;
     *r = (cv_run){.plan = plan, .cfg = cfg, .stages = stages, .host = getpid(), .self = -1,
                   .in_fd = -1, .out_fd = -1};
-    if (open_io(r) < 0)
+    if (open_input(r) < 0 || same_file(r) < 0)
         return CONVEYOR_EXIT_CONFIG;
     (void)cv_shm_sweep();
     if (cv_segment_create(&r->seg, cfg->shm_size, cfg->shm_file, cfg->shm_readonly, err,
                           sizeof err) < 0) {
         cv_error("%s: %s", cfg->path, err);
-        cv_run_close_io(r);
         return CONVEYOR_EXIT_CONFIG;
     }
+    if (open_output(r) < 0)
+        return CONVEYOR_EXIT_CONFIG;
     if (r->seg.addr)
         setenv("CONVEYOR_SHM_NAME", r->seg.name, 1);
     if (create_shared_area(r) < 0 || create_pool(r) < 0 || create_channels(r) < 0)
