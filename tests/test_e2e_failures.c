@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -623,6 +624,181 @@ Test(failures, sigterm_runs_count_fini, .timeout = 25)
     free(in);
     free(ini);
     host_run_free(&r);
+}
+
+/* A SIGTERM at any moment of the start, before the children have their
+ * handlers, is still a drain: 143, nothing left behind. */
+Test(failures, sigterm_right_after_start_exits_143, .timeout = 60)
+{
+    char *ini = ini_file("[pipeline]\nshared_memory = 1K\n[a]\nplugin = text:identity\n"
+                         "[b]\nplugin = text:identity\n[c]\nplugin = text:identity\n");
+    const char *args[] = {"-c", ini, NULL};
+    for (int i = 0; i < 20; i++) {
+        host_run r;
+        int keep;
+        start_host(&r, args);
+        pause_ms(i % 10 * 3);
+        kill(r.pid, SIGTERM);
+        finish_keeping_stdin(&r, 10, &keep);
+        cr_assert_eq(r.status, 143, "run %d: status %d, stderr: %s", i, r.status, r.err);
+        cr_assert_eq(shm_left(r.pid), 0, "run %d", i);
+        close(keep);
+        host_run_free(&r);
+    }
+    free(ini);
+}
+
+/* SIGTERM while a large segment is being created and filled: nothing is
+ * started and the segment goes with the host. */
+Test(failures, sigterm_during_segment_creation_leaves_nothing, .timeout = 60)
+{
+    char *ini = ini_file("[pipeline]\nshared_memory = 256M\n[a]\nplugin = text:identity\n");
+    const char *args[] = {"-c", ini, NULL};
+    for (int i = 0; i < 8; i++) {
+        host_run r;
+        int keep;
+        start_host(&r, args);
+        pause_ms(5 + 5 * i);
+        kill(r.pid, SIGTERM);
+        finish_keeping_stdin(&r, 20, &keep);
+        cr_assert_eq(r.status, 143, "run %d: status %d, stderr: %s", i, r.status, r.err);
+        cr_assert_eq(shm_left(r.pid), 0, "run %d left its segment", i);
+        close(keep);
+        host_run_free(&r);
+    }
+    free(ini);
+}
+
+/* Signals whose default would kill the host: it stops the children,
+ * removes the segment, then dies of the same signal. */
+static void check_fatal(int sig, const char *name)
+{
+    host_run r;
+    pid_t kids[MAX_KIDS];
+    char *errbuf = NULL;
+    size_t elen = 0;
+    int keep;
+    char *ini = ini_file("[pipeline]\nshared_memory = 1K\n[s]\nplugin = testplug:slow\n"
+                         "usec = 20000000\n[t]\nplugin = text:identity\n");
+    const char *args[] = {"-c", ini, NULL};
+    struct rlimit nocore = {0, 0};
+
+    setrlimit(RLIMIT_CORE, &nocore);    /* SIGQUIT dumps core by default */
+    signal(SIGPIPE, SIG_IGN);
+    start_host(&r, args);
+    wait_for_children(r.pid, 4, kids);
+    feed(&r, "1\n2\n");
+    pause_ms(100);
+    cr_assert_eq(kill(r.pid, sig), 0);
+    char want[128];
+    snprintf(want, sizeof want, "received %s: stopping the pipeline and removing what it created",
+             name);
+    read_until(r.err_fd, &errbuf, &elen, want);
+    finish_keeping_stdin(&r, 10, &keep);
+    cr_assert_eq(r.status, 128 + sig, "status %d, stderr: %s%s", r.status, errbuf, r.err);
+    assert_all_gone(kids, 4);
+    cr_assert_eq(shm_left(r.pid), 0);
+    close(keep);
+    free(errbuf);
+    free(ini);
+    host_run_free(&r);
+}
+
+Test(failures, sigquit_cleans_up_then_dies_of_it, .timeout = 25)
+{
+    check_fatal(SIGQUIT, "SIGQUIT");
+}
+
+Test(failures, sigusr2_cleans_up_then_dies_of_it, .timeout = 25)
+{
+    check_fatal(SIGUSR2, "SIGUSR2");
+}
+
+Test(failures, sigalrm_cleans_up_then_dies_of_it, .timeout = 25)
+{
+    check_fatal(SIGALRM, "SIGALRM");
+}
+
+Test(failures, sigxcpu_cleans_up_then_dies_of_it, .timeout = 25)
+{
+    check_fatal(SIGXCPU, "SIGXCPU");
+}
+
+Test(failures, sigxfsz_cleans_up_then_dies_of_it, .timeout = 25)
+{
+    check_fatal(SIGXFSZ, "SIGXFSZ");
+}
+
+/* SIGUSR1 (the dd convention): a snapshot on stderr, and the pipeline goes
+ * on: the output is all of the input, exit 0.  SIGPIPE is ignored. */
+Test(failures, sigusr1_snapshot_and_sigpipe_do_not_stop_the_run, .timeout = 25)
+{
+    enum { N = 40 };
+    host_run r;
+    pid_t kids[MAX_KIDS];
+    char *before = NULL, *errbuf = NULL;
+    size_t blen = 0, elen = 0;
+    char *ini = ini_file("[pipeline]\nshared_memory = 1K\n[s]\nplugin = testplug:slow\n"
+                         "usec = 10000\n[t]\nplugin = text:identity\n");
+    const char *args[] = {"-c", ini, NULL};
+    char *in = numbers(1, N);
+
+    signal(SIGPIPE, SIG_IGN);
+    start_host(&r, args);
+    wait_for_children(r.pid, 4, kids);
+    feed(&r, in);
+    read_until(r.out_fd, &before, &blen, "1\n");
+    cr_assert_eq(kill(r.pid, SIGUSR1), 0);
+    read_until(r.err_fd, &errbuf, &elen, "s: ");
+    cr_assert_eq(kill(r.pid, SIGPIPE), 0);
+    host_finish(&r, NULL, 0, 10);
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s%s", r.status, errbuf, r.err);
+    cr_assert(strstr(errbuf, "conveyor-host: snapshot at "), "stderr: %s", errbuf);
+    cr_assert(strstr(errbuf, " items read, "), "stderr: %s", errbuf);
+    size_t total = blen + r.outlen;
+    char *out = malloc(total + 1);
+    memcpy(out, before, blen);
+    memcpy(out + blen, r.out, r.outlen);
+    out[total] = '\0';
+    cr_assert_str_eq(out, in);
+    cr_assert_eq(shm_left(r.pid), 0);
+    free(out);
+    free(before);
+    free(errbuf);
+    free(in);
+    free(ini);
+    host_run_free(&r);
+}
+
+/* A host whose stderr is a pipe nobody reads any more: writing its own
+ * error must not kill it (SIGPIPE) and leave the segment behind. */
+Test(failures, broken_stderr_does_not_kill_the_host, .timeout = 20)
+{
+    char *ini = ini_file("[pipeline]\nshared_memory = 1K\n[f]\nplugin = testplug:fail\nat = 1\n");
+    int errp[2], inp[2];
+    cr_assert_eq(pipe(errp), 0);
+    cr_assert_eq(pipe(inp), 0);
+    close(errp[0]);             /* broken before the host writes anything */
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(inp[0], STDIN_FILENO);
+        dup2(errp[1], STDERR_FILENO);
+        close(inp[1]);
+        signal(SIGPIPE, SIG_DFL);
+        execl(env_or("CONVEYOR_HOST", "conveyor-host"), "conveyor-host", "-c", ini, (char *)NULL);
+        _exit(127);
+    }
+    close(errp[1]);
+    close(inp[0]);
+    cr_assert_eq(write(inp[1], "a\nb\n", 4), 4);
+    close(inp[1]);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "the host was killed by signal %d", WTERMSIG(status));
+    cr_assert_eq(WEXITSTATUS(status), 1);
+    cr_assert_eq(shm_left(pid), 0);
+    free(ini);
 }
 
 /* A second signal stops at once: the stage asleep for 20 s per item is

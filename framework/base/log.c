@@ -13,9 +13,9 @@ void cv_log_set_origin(const char *o)
     origin = o;
 }
 
-void cv_vlog(int level, const char *fmt, va_list ap)
+/* One line at LEVEL, labelled LABEL ("error: ", or ""). */
+static void vlog_as(int level, const char *label, const char *fmt, va_list ap)
 {
-    static const char *const names[] = {"error: ", "warning: ", "", ""};
     char line[4096];
     int saved = errno;
     int n;
@@ -23,7 +23,7 @@ void cv_vlog(int level, const char *fmt, va_list ap)
     if (level > cv_log_level)
         return;
     n = snprintf(line, sizeof line, "conveyor-host: %s%s%s", origin ? origin : "",
-                 origin ? ": " : "", names[level < 0 ? 0 : level > 3 ? 3 : level]);
+                 origin ? ": " : "", label);
     if (n < 0 || (size_t)n >= sizeof line)
         n = 0;
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
@@ -37,6 +37,20 @@ void cv_vlog(int level, const char *fmt, va_list ap)
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;
     errno = saved;
+}
+
+void cv_vlog(int level, const char *fmt, va_list ap)
+{
+    static const char *const names[] = {"error: ", "warning: ", "", ""};
+    vlog_as(level, names[level < 0 ? 0 : level > 3 ? 3 : level], fmt, ap);
+}
+
+void cv_notice(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog_as(1, "", fmt, ap);
+    va_end(ap);
 }
 
 void cv_log(int level, const char *fmt, ...)

@@ -18,6 +18,10 @@ void cv_log_set_origin(const char *origin);
 void cv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cv_vlog(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
+/* What the user asked for or must see at the default verbosity (a
+ * snapshot, a drain), without the "warning: " label; -q silences it. */
+void cv_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #define cv_error(...) cv_log(0, __VA_ARGS__)
 #define cv_warn(...) cv_log(1, __VA_ARGS__)
 #define cv_info(...) cv_log(2, __VA_ARGS__)

@@ -457,6 +457,7 @@ static void child_signals(const sigset_t *host_mask)
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);   /* Ctrl-\ too: the host cleans up, then dies of it */
     signal(SIGPIPE, SIG_IGN);
     signal(SIGCHLD, SIG_DFL);
     struct sigaction sa = {.sa_handler = on_stop_signal};

@@ -32,6 +32,7 @@ typedef struct cv_supervisor {
     unsigned restarts;
     int stopping;               /* everything has been sent SIGKILL */
     int draining_sig;           /* the first SIGINT/SIGTERM/SIGHUP, or 0 */
+    int fatal_sig;              /* a signal the host dies of once clean, or 0 */
     int cause, cause_status;    /* the dead child that explains a stop, or -1 */
     int cause_code;             /* its child_code() */
     int cause_reported;         /* its message is already out */
@@ -39,8 +40,9 @@ typedef struct cv_supervisor {
     sigset_t wait_set;          /* what the host takes with sigtimedwait */
     sigset_t old_mask;          /* the caller's, restored at the end */
     sigset_t child_mask;        /* what children start from */
-    struct sigaction old_chld;
+    struct sigaction old_chld, old_pipe;
     int signals_taken;
+    struct timespec started;
 } cv_supervisor;
 
 static void on_sigchld(int sig)
@@ -97,31 +99,80 @@ static const char *where_died(const cv_run *r, int p, char *buf, size_t n)
     return buf;
 }
 
-/* Signals: the host takes them synchronously (sigtimedwait); children
- * start from the caller's mask and set their own dispositions. */
+/* Signals whose default would kill the host and leave the segment behind:
+ * it stops everything, cleans up, then dies of the same signal (a core
+ * dump for SIGQUIT, where they are enabled). */
+static const int fatal_signals[] = {SIGQUIT, SIGUSR2, SIGALRM, SIGXCPU, SIGXFSZ, SIGVTALRM,
+                                    SIGPROF};
+
+/* Signals: the host takes them synchronously (sigtimedwait), from before
+ * anything is created, so a signal at any moment is seen by the loop and
+ * cleaned up after.  Children inherit SIGUSR1 blocked (the stop request
+ * the host sends the source must not kill it before its handler is in
+ * place) and start from the caller's mask with their own dispositions.
+ * SIGPIPE is ignored: a write to a closed pipe (the output, or stderr)
+ * gives EPIPE, which is handled. */
 static void take_signals(cv_supervisor *sv)
 {
+    static const int taken[] = {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGUSR1};
     sigemptyset(&sv->wait_set);
-    sigaddset(&sv->wait_set, SIGCHLD);
-    sigaddset(&sv->wait_set, SIGINT);
-    sigaddset(&sv->wait_set, SIGTERM);
-    sigaddset(&sv->wait_set, SIGHUP);
-    struct sigaction sa_chld = {.sa_handler = on_sigchld};
+    for (size_t i = 0; i < sizeof taken / sizeof *taken; i++)
+        sigaddset(&sv->wait_set, taken[i]);
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof *fatal_signals; i++)
+        sigaddset(&sv->wait_set, fatal_signals[i]);
+    struct sigaction sa_chld = {.sa_handler = on_sigchld}, sa_ign = {.sa_handler = SIG_IGN};
     sigemptyset(&sa_chld.sa_mask);
+    sigemptyset(&sa_ign.sa_mask);
     sigaction(SIGCHLD, &sa_chld, &sv->old_chld);
+    sigaction(SIGPIPE, &sa_ign, &sv->old_pipe);
     sigprocmask(SIG_BLOCK, &sv->wait_set, &sv->old_mask);
     sv->child_mask = sv->old_mask;
     sigdelset(&sv->child_mask, SIGCHLD);
     sv->signals_taken = 1;
+    clock_gettime(CLOCK_MONOTONIC, &sv->started);
 }
 
+/* Gives the caller its signals back.  After a fatal signal the host dies
+ * of it now that everything is removed. */
 static void give_back_signals(cv_supervisor *sv)
 {
     if (!sv->signals_taken)
         return;
-    sigprocmask(SIG_SETMASK, &sv->old_mask, NULL);
     sigaction(SIGCHLD, &sv->old_chld, NULL);
+    sigaction(SIGPIPE, &sv->old_pipe, NULL);
+    if (sv->fatal_sig) {
+        fflush(NULL);
+        signal(sv->fatal_sig, SIG_DFL);
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, sv->fatal_sig);
+        raise(sv->fatal_sig);
+        sigprocmask(SIG_UNBLOCK, &one, NULL);
+    }
+    sigprocmask(SIG_SETMASK, &sv->old_mask, NULL);
     sv->signals_taken = 0;
+}
+
+/* A stop signal that came while the run was being created: 128 + it, and
+ * nothing is started. */
+static int stop_before_start(cv_supervisor *sv)
+{
+    sigset_t stops;
+    struct timespec zero = {0, 0};
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGHUP);
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof *fatal_signals; i++)
+        sigaddset(&stops, fatal_signals[i]);
+    int sig = sigtimedwait(&stops, NULL, &zero);
+    if (sig <= 0)
+        return 0;
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof *fatal_signals; i++)
+        if (sig == fatal_signals[i])
+            sv->fatal_sig = sig;
+    cv_info("received SIG%s before the pipeline started; nothing was started", cv_sig_name(sig));
+    return 128 + sig;
 }
 
 static void kill_all(cv_supervisor *sv)
@@ -296,10 +347,48 @@ static void child_ended(cv_supervisor *sv, int p, int status)
         kill_all(sv);
 }
 
-/* A terminal signal: the first one drains (the source stops reading), the
- * second stops everything at once. */
+/* SIGUSR1: where the pipeline is, on stderr; it goes on. */
+static void snapshot(cv_supervisor *sv)
+{
+    const cv_run *r = &sv->run;
+    size_t n = sv->nprocs;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double secs = (double)(now.tv_sec - sv->started.tv_sec) +
+                  (double)(now.tv_nsec - sv->started.tv_nsec) / 1e9;
+    cv_notice("snapshot at %.1f s: %" PRIu64 " items read, %" PRIu64 " written%s", secs,
+           r->pstats[0].items_out, r->pstats[n - 1].items_out,
+           sv->draining_sig ? " (draining)" : "");
+    for (size_t p = 1; p + 1 < n; p++) {
+        const cv_proc_stats *ps = &r->pstats[p];
+        char at[48] = "";
+        if (ps->current)
+            snprintf(at, sizeof at, ", at item %" PRIu64, ps->current);
+        cv_notice("  %s: %" PRIu64 " in, %" PRIu64 " out, %" PRIu64 " failed%s",
+               r->plan->procs[p].label, ps->items_in, ps->items_out, ps->failed, at);
+    }
+}
+
+/* A signal for the host: SIGUSR1 asks for a snapshot; a terminal signal
+ * drains the first time (the source stops reading) and stops everything at
+ * once the second; a fatal one stops everything, and the host dies of it
+ * once clean. */
 static void stop_signal(cv_supervisor *sv, int sig)
 {
+    if (sig == SIGUSR1) {
+        snapshot(sv);
+        return;
+    }
+    if (sig != SIGINT && sig != SIGTERM && sig != SIGHUP) {
+        if (!sv->fatal_sig) {
+            sv->fatal_sig = sig;
+            cv_error("received SIG%s: stopping the pipeline and removing what it created",
+                     cv_sig_name(sig));
+        }
+        if (!sv->stopping)
+            kill_all(sv);
+        return;
+    }
     if (!sv->draining_sig) {
         sv->draining_sig = sig;
         if (cv_log_level >= 2)
@@ -336,7 +425,7 @@ static void supervise(cv_supervisor *sv)
         struct timespec tick = {1, 0};
         siginfo_t si;
         int sig = sigtimedwait(&sv->wait_set, &si, &tick);
-        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
+        if (sig > 0 && sig != SIGCHLD)
             stop_signal(sv, sig);
         reap(sv);
     }
@@ -344,6 +433,8 @@ static void supervise(cv_supervisor *sv)
 
 static int exit_status(cv_supervisor *sv)
 {
+    if (sv->fatal_sig)
+        return 128 + sv->fatal_sig;
     if (sv->cause >= 0) {
         if (sv->cause_code == CV_CHILD_OUTPUT_CLOSED)
             /* The output's reader went away (| head): a quiet end. */
@@ -376,21 +467,26 @@ static void summary(cv_supervisor *sv, int status)
 int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
 {
     cv_supervisor sv = {.nprocs = plan->nprocs, .cause = -1};
+    take_signals(&sv);
     int status = cv_run_create(&sv.run, plan, stages);
+    if (status == CONVEYOR_EXIT_OK) {
+        int stopped = stop_before_start(&sv);
+        if (stopped)
+            status = stopped;
+    }
     if (status == CONVEYOR_EXIT_OK) {
         sv.pids = cv_calloc(sv.nprocs, sizeof *sv.pids);
         sv.in_row = cv_calloc(sv.nprocs, sizeof *sv.in_row);
         sv.done_at_crash = cv_calloc(sv.nprocs, sizeof *sv.done_at_crash);
-        take_signals(&sv);
         fork_all(&sv);
         supervise(&sv);
         status = exit_status(&sv);
         summary(&sv, status);
-        give_back_signals(&sv);
     }
     cv_run_destroy(&sv.run);
     free(sv.pids);
     free(sv.in_row);
     free(sv.done_at_crash);
+    give_back_signals(&sv);
     return status;
 }
