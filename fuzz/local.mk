@@ -15,7 +15,7 @@ check_PROGRAMS += fuzz/fuzz_config fuzz/fuzz_framing
 
 fuzz_fuzz_config_SOURCES = fuzz/fuzz_config.c fuzz/fuzz.h \
 	framework/load/config.c framework/load/config_keys.c framework/load/config_keys.h \
-	framework/load/plan.c framework/load/plan_dot.c framework/base/util.c framework/base/log.c
+	framework/load/plan.c framework/load/plan_dot.c framework/base/util.c framework/base/log.c framework/base/strmap.c
 fuzz_fuzz_config_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) $(INIH_CFLAGS)
 fuzz_fuzz_config_LDFLAGS = $(FUZZ_CFLAGS)
 fuzz_fuzz_config_LDADD = $(INIH_LIBS)

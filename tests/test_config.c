@@ -363,6 +363,7 @@ static size_t kind_size(enum cv_key_kind kind)
     case CV_KEY_ENUM: return sizeof(int);
     case CV_KEY_UINT: return sizeof(unsigned);
     case CV_KEY_SIZE: return sizeof(size_t);
+    case CV_KEY_DURATION: return sizeof(uint64_t);
     case CV_KEY_OTHER: break;
     }
     return 0;
@@ -807,6 +808,45 @@ Test(config_errors, sizes)
                  "p.ini:2: size '99999999999999999999' for max_item is too large");
     expect_error("[pipeline]\nshared_memory = 16777216T\n",
                  "p.ini:2: size '16777216T' for shared_memory is too large");
+}
+
+Test(config, drain_timeout_durations)
+{
+    static const struct { const char *text; uint64_t ms; } good[] = {
+        {"250ms", 250}, {"30s", 30000}, {"2m", 120000}, {"1h", 3600000}, {"45", 45000}, {"0", 0},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        char text[64], err[CV_ERR_MAX];
+        cv_config *cfg = NULL;
+        snprintf(text, sizeof text, "[pipeline]\ndrain_timeout = %s\n", good[i].text);
+        cr_assert_eq(cv_config_load_string("p.ini", text, &cfg, err, sizeof err), 0, "%s", err);
+        cr_expect_eq(cfg->drain_timeout_ms, good[i].ms, "%s", good[i].text);
+        cv_config_free(cfg);
+    }
+    expect_error("[pipeline]\ndrain_timeout = 5 s\n",
+                 "p.ini:2: bad duration '5 s' for drain_timeout (use a whole number with ms, s, "
+                 "m or h, such as 30s; 0 for no limit)");
+    expect_error("[pipeline]\ndrain_timeout = 1.5s\n",
+                 "p.ini:2: bad duration '1.5s' for drain_timeout (use a whole number with ms, s, "
+                 "m or h, such as 30s; 0 for no limit)");
+}
+
+/* An item's length is 32 bits in every path (channel records, pool
+ * references, length32 frames): max_item stops at 4G - 1. */
+Test(config_errors, max_item_at_the_32_bit_boundary)
+{
+    cv_config *cfg = NULL;
+    char err[CV_ERR_MAX];
+    cr_assert_eq(cv_config_load_string("p.ini", "[pipeline]\nmax_item = 4294967295\n", &cfg, err,
+                                       sizeof err), 0, "%s", err);
+    cr_expect_eq(cfg->max_item, (size_t)UINT32_MAX);
+    cv_config_free(cfg);
+    expect_error("[pipeline]\nmax_item = 4294967296\n",
+                 "p.ini:2: max_item = 4294967296 is larger than 4294967295 bytes (4G - 1), the "
+                 "largest item a channel, the pool and length32 framing carry");
+    expect_error("\n[pipeline]\nmax_item = 4G\n",
+                 "p.ini:3: max_item = 4G is larger than 4294967295 bytes (4G - 1), the "
+                 "largest item a channel, the pool and length32 framing carry");
 }
 
 Test(config_errors, numbers)

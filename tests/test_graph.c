@@ -116,6 +116,24 @@ static char *inputs_of(const cv_plan *pl, const char *label)
 
 /* ---- validation: every message, with its line ------------------------- */
 
+/* A chain deeper than the compiler's recursion may go is refused, naming
+ * the first stage too deep; 10,000 is still fine. */
+Test(graph_errors, chain_too_deep_is_refused)
+{
+    size_t cap = 10002 * 32, len = 0;
+    char *text = malloc(cap);
+    for (int i = 1; i <= 10001; i++)
+        len += (size_t)snprintf(text + len, cap - len, "[s%d]\ntype = pipe\n", i);
+    expect_error(text, "t.ini:20001: stage [s10001] lies more than 10000 stages deep in a chain "
+                       "from the input; split the pipeline");
+    /* One fewer: compiled. */
+    text[len - strlen("[s10001]\ntype = pipe\n")] = '\0';
+    cv_plan *pl = build(text);
+    cr_assert_not_null(pl);
+    free_plan(pl);
+    free(text);
+}
+
 Test(graph_errors, unknown_input_with_suggestion)
 {
     expect_error("[upper]\n"                    /* 1 */

@@ -17,6 +17,7 @@
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 
+#include "base/strmap.h"
 #include "base/util.h"
 
 /* Under ASan an impossible malloc must return NULL (as plain glibc's does)
@@ -332,4 +333,57 @@ Test(util, err_at_cuts_and_tolerates_no_buffer)
     char tiny[4] = "xyz";
     cr_expect_eq(cv_err_at(tiny, 0, -EINVAL, "f", 1, "x"), -EINVAL);
     cr_expect_str_eq(tiny, "xyz");
+}
+
+Test(util, durations)
+{
+    uint64_t ms = 1;
+    cr_expect_eq(cv_parse_duration("0", &ms), 0);
+    cr_expect_eq(ms, 0);
+    cr_expect_eq(cv_parse_duration("250ms", &ms), 0);
+    cr_expect_eq(ms, 250);
+    cr_expect_eq(cv_parse_duration("30s", &ms), 0);
+    cr_expect_eq(ms, 30000);
+    cr_expect_eq(cv_parse_duration("7", &ms), 0);
+    cr_expect_eq(ms, 7000);
+    cr_expect_eq(cv_parse_duration("2m", &ms), 0);
+    cr_expect_eq(ms, 120000);
+    cr_expect_eq(cv_parse_duration("1h", &ms), 0);
+    cr_expect_eq(ms, 3600000);
+    cr_expect_eq(cv_parse_duration("", &ms), -EINVAL);
+    cr_expect_eq(cv_parse_duration("s", &ms), -EINVAL);
+    cr_expect_eq(cv_parse_duration("5 s", &ms), -EINVAL);
+    cr_expect_eq(cv_parse_duration("1.5s", &ms), -EINVAL);
+    cr_expect_eq(cv_parse_duration("-1s", &ms), -EINVAL);
+    cr_expect_eq(cv_parse_duration("3d", &ms), -EINVAL);
+    cr_expect_eq(cv_parse_duration("18446744073709551615h", &ms), -ERANGE);
+    cr_expect_eq(cv_parse_duration(NULL, &ms), -EINVAL);
+}
+
+/* The map holds what was put, by string equality, through many growths,
+ * and answers -1 for what it never held. */
+Test(util, strmap_many_names)
+{
+    enum { N = 100000 };
+    static char names[N][16];
+    cv_strmap m;
+    cv_strmap_init(&m);
+    cr_expect_eq(cv_strmap_get(&m, "x"), -1);
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "s%d", i);
+        cv_strmap_put(&m, names[i], i);
+    }
+    cr_expect_eq(m.n, N);
+    for (int i = 0; i < N; i++) {
+        char probe[16];
+        snprintf(probe, sizeof probe, "s%d", i);     /* another pointer, the same string */
+        cr_assert_eq(cv_strmap_get(&m, probe), i, "%s", probe);
+    }
+    cr_expect_eq(cv_strmap_get(&m, "s100000"), -1);
+    cr_expect_eq(cv_strmap_get(&m, ""), -1);
+    cv_strmap_put(&m, names[7], 70);
+    cr_expect_eq(cv_strmap_get(&m, "s7"), 70);
+    cr_expect_eq(m.n, N);
+    cv_strmap_free(&m);
+    cr_expect_eq(cv_strmap_get(&m, "s7"), -1);
 }

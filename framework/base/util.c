@@ -90,6 +90,31 @@ int cv_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
     return 0;
 }
 
+int cv_parse_duration(const char *s, uint64_t *ms)
+{
+    static const struct { const char *suffix; uint64_t ms; } units[] = {
+        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"", 1000},
+    };
+    uint64_t v;
+    int overflow;
+    size_t n;
+
+    if (!s)
+        return -EINVAL;
+    n = parse_digits(s, &v, &overflow);
+    if (n == 0)
+        return -EINVAL;
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
+        if (strcmp(s + n, units[i].suffix) != 0)
+            continue;
+        if (overflow || v > UINT64_MAX / units[i].ms)
+            return -ERANGE;
+        *ms = v * units[i].ms;
+        return 0;
+    }
+    return -EINVAL;
+}
+
 size_t cv_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);

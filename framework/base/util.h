@@ -19,6 +19,10 @@ int cv_parse_size(const char *s, size_t *out);
 /* Parses a decimal unsigned integer in [min, max].  0, -EINVAL, -ERANGE. */
 int cv_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 
+/* Parses a duration: a whole number with ms, s, m or h (a bare number is
+ * seconds) into milliseconds.  0, -EINVAL, -ERANGE. */
+int cv_parse_duration(const char *s, uint64_t *ms);
+
 /* Of the NULL-terminated CANDIDATES, the one closest to WORD when it is
  * close enough to be a likely misspelling (edit distance <= 2, and less than
  * the word's length), else NULL. */

@@ -237,11 +237,15 @@ static int start_section(struct parser *p, const char *name)
         return fail(p, line, "duplicate section [%s] (first at line %d)", name,
                     cfg->stages[dup].line);
 
-    cfg->stages = cv_realloc(cfg->stages, (cfg->nstages + 1) * sizeof *cfg->stages);
+    if (cfg->nstages == cfg->stages_cap) {
+        cfg->stages_cap = cfg->stages_cap ? cfg->stages_cap * 2 : 8;
+        cfg->stages = cv_realloc(cfg->stages, cfg->stages_cap * sizeof *cfg->stages);
+    }
     st = &cfg->stages[cfg->nstages];
     memset(st, 0, sizeof *st);
     st->name = cv_strdup(name);
     st->line = line;
+    cv_strmap_put(&cfg->stage_index, st->name, (int)cfg->nstages);
     p->stage = cfg->nstages++;
     p->section = SECTION_STAGE;
     return cv_config_key_defaults(CV_SECTION_STAGE, st, cfg->dir, line, &p->e);
@@ -605,6 +609,7 @@ void cv_config_free(cv_config *cfg)
         free(st->params);
     }
     free(cfg->stages);
+    cv_strmap_free(&cfg->stage_index);
     free(cfg->path);
     free(cfg->dir);
     cv_config_key_free(CV_SECTION_PIPELINE, cfg);
@@ -613,6 +618,9 @@ void cv_config_free(cv_config *cfg)
 
 int cv_config_find_stage(const cv_config *cfg, const char *name)
 {
+    if (cfg->stage_index.n == cfg->nstages)
+        return cv_strmap_get(&cfg->stage_index, name);
+    /* A config built by hand (tests) has no index. */
     for (size_t i = 0; i < cfg->nstages; i++)
         if (strcmp(cfg->stages[i].name, name) == 0)
             return (int)i;

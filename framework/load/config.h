@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/strmap.h"
+
 #define CV_ERR_MAX 1024
 
 enum cv_framing { CV_FRAMING_LINES, CV_FRAMING_NUL, CV_FRAMING_LENGTH32 };
@@ -88,8 +90,11 @@ typedef struct cv_config {
     size_t max_item;         /* default 64M */
     size_t pool_size;        /* large items' pool: 0 = none, CV_POOL_AUTO (default) */
     size_t pool_threshold;   /* items this large go by reference (default 64K) */
+    uint64_t drain_timeout_ms; /* how long a drain may take; 0 = no limit (default 30 s) */
     cv_stage_cfg *stages;    /* in file order */
     size_t nstages;
+    size_t stages_cap;       /* room for this many */
+    cv_strmap stage_index;   /* name -> index in stages */
 } cv_config;
 
 /* Reads PATH.  On success *out is a new config (free with cv_config_free). */

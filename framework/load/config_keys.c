@@ -108,6 +108,10 @@ static int read_size(const cv_config_key *k, size_t *out, const cv_key_value *v)
     if (z < k->min)
         return cv_config_fail(v->err, v->line, "%s must be greater than %u", k->name,
                               k->min - 1);
+    if (k->max && z > k->max)
+        return cv_config_fail(v->err, v->line, "%s = %s is larger than %u bytes (4G - 1), "
+                              "the largest item a channel, the pool and length32 framing carry",
+                              k->name, v->value, k->max);
     *out = z;
     return 0;
 }
@@ -133,6 +137,12 @@ static int read_kind(const cv_config_key *k, void *f, const cv_key_value *v)
         return 0;
     case CV_KEY_SIZE:
         return read_size(k, f, v);
+    case CV_KEY_DURATION:
+        if (cv_parse_duration(v->value, f) < 0)
+            return cv_config_fail(v->err, v->line, "bad duration '%s' for %s (use a whole number "
+                                  "with ms, s, m or h, such as 30s; 0 for no limit)", v->value,
+                                  k->name);
+        return 0;
     case CV_KEY_OTHER:
         break;
     }
@@ -355,11 +365,14 @@ const cv_config_key cv_config_keys[] = {
      * environment's choice of default. */
     { PIPELINE("transport"), .kind = CV_KEY_ENUM, .names = transport_names, .def = "ring",
       .env = "CONVEYOR_TRANSPORT", .off = CFG(transport) },
-    { PIPELINE("max_item"), .kind = CV_KEY_SIZE, .min = 1, .def = "64M", .off = CFG(max_item) },
+    { PIPELINE("max_item"), .kind = CV_KEY_SIZE, .min = 1, .max = UINT32_MAX, .def = "64M",
+      .off = CFG(max_item) },
     { PIPELINE("pool_size"), .kind = CV_KEY_SIZE, .parse = read_pool_size, .def = "auto",
       .off = CFG(pool_size) },
     { PIPELINE("pool_threshold"), .kind = CV_KEY_SIZE, .min = 1, .def = "64K",
       .off = CFG(pool_threshold) },
+    { PIPELINE("drain_timeout"), .kind = CV_KEY_DURATION, .def = "30s",
+      .off = CFG(drain_timeout_ms) },
 
     { STAGE("type", CV_TYPES_ALL), .kind = CV_KEY_ENUM, .names = type_names,
       .def = "processor", .off = STG(type), .line_off = STG(type_line) },

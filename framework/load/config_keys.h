@@ -29,6 +29,7 @@ enum cv_key_kind {
     CV_KEY_ENUM,   /* an int-sized enum: the value's index in names */
     CV_KEY_UINT,   /* unsigned, from min to max */
     CV_KEY_SIZE,   /* size_t: bytes with an optional K, M or G; at least min */
+    CV_KEY_DURATION, /* uint64_t milliseconds: a number with ms, s, m or h */
     CV_KEY_OTHER,  /* fields only the row's parse function knows */
 };
 
@@ -69,7 +70,8 @@ struct cv_config_key {
     size_t off;                /* the field, in cv_config or cv_stage_cfg */
     size_t line_off;           /* its int line field (the key's line), or 0 */
     const char *const *names;  /* CV_KEY_ENUM: the values, in the enum's order */
-    unsigned min, max;         /* CV_KEY_UINT: the range; CV_KEY_SIZE: min */
+    unsigned min, max;         /* CV_KEY_UINT: the range; CV_KEY_SIZE: min, and max
+                                  when not 0 */
     bool multi_line;           /* may continue on indented lines */
     /* For a value the kind does not describe; errors go to v->err. */
     int (*parse)(const cv_config_key *k, void *obj, const cv_key_value *v);

@@ -223,6 +223,53 @@ static int find_cycle(builder *b)
     return rc;
 }
 
+/* Routes and sizes are computed by recursion along chains of stages: a
+ * chain deeper than this is refused rather than allowed to overflow the
+ * stack (of a thread that embeds the library, too).  Far beyond any real
+ * pipeline: a chain of processors stops at the channel limit long before. */
+#define MAX_DEPTH 10000
+
+/* The longest chain from the input, found without recursion (Kahn's order
+ * over the acyclic graph find_cycle left). */
+static int check_depth(builder *b)
+{
+    size_t n = b->cfg->nstages;
+    size_t *indeg = cv_calloc(n + 1, sizeof *indeg), *depth = cv_calloc(n + 1, sizeof *depth);
+    int *queue = cv_calloc(n + 1, sizeof *queue);
+    size_t qh = 0, qt = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < b->nodes[i].nin; k++)
+            if (b->nodes[i].in[k] >= 0)
+                indeg[i]++;
+    for (size_t i = 0; i < n; i++)
+        if (indeg[i] == 0) {
+            depth[i] = 1;
+            queue[qt++] = (int)i;
+        }
+    while (qh < qt && rc == 0) {
+        int v = queue[qh++];
+        if (depth[v] > MAX_DEPTH) {
+            const cv_stage_cfg *st = &b->cfg->stages[v];
+            rc = fail(b, st->line, "stage [%s] lies more than %d stages deep in a chain from the "
+                      "input; split the pipeline", st->name, MAX_DEPTH);
+            break;
+        }
+        for (size_t k = 0; k < b->nodes[v].nout; k++) {
+            int w = b->nodes[v].out[k];
+            if (depth[w] < depth[v] + 1)
+                depth[w] = depth[v] + 1;
+            if (--indeg[w] == 0)
+                queue[qt++] = w;
+        }
+    }
+    free(indeg);
+    free(depth);
+    free(queue);
+    return rc;
+}
+
 static int check_reachable(builder *b)
 {
     size_t n = b->cfg->nstages;
@@ -611,7 +658,8 @@ int cv_plan_build(const cv_config *cfg, cv_plan **out, char *err, size_t errlen)
         return fail(&b, cfg->pipeline_line ? cfg->pipeline_line : 1, "the pipeline has no stages "
                     "(add a section such as [upper] with plugin = text:upper)");
     b.nodes = cv_calloc(cfg->nstages, sizeof *b.nodes);
-    if ((rc = resolve_inputs(&b)) || (rc = find_cycle(&b)) || (rc = check_shapes(&b)) ||
+    if ((rc = resolve_inputs(&b)) || (rc = find_cycle(&b)) || (rc = check_depth(&b)) ||
+        (rc = check_shapes(&b)) ||
         (rc = check_reachable(&b)) || (rc = check_size(&b)))
         goto done;
 
