@@ -626,6 +626,43 @@ Test(failures, sigterm_runs_count_fini, .timeout = 25)
     host_run_free(&r);
 }
 
+/* A drain has a deadline: a stage stuck in one item does not hold the
+ * pipeline forever.  The drain says at the default verbosity how many items
+ * are in flight, the timeout how many it drops. */
+Test(failures, drain_timeout_stops_a_stuck_stage, .timeout = 25)
+{
+    host_run r;
+    pid_t kids[MAX_KIDS];
+    char *errbuf = NULL;
+    size_t elen = 0;
+    int keep;
+    char *ini = ini_file("[pipeline]\nshared_memory = 1K\ndrain_timeout = 500ms\n"
+                         "[s]\nplugin = testplug:slow\nusec = 60000000\n"
+                         "[t]\nplugin = text:identity\n");
+    const char *args[] = {"-c", ini, NULL};
+
+    signal(SIGPIPE, SIG_IGN);
+    start_host(&r, args);
+    wait_for_children(r.pid, 4, kids);
+    feed(&r, "1\n2\n3\n");
+    pause_ms(200);
+    cr_assert_eq(kill(r.pid, SIGTERM), 0);
+    read_until(r.err_fd, &errbuf, &elen, "received SIGTERM: finishing the items in flight (");
+    finish_keeping_stdin(&r, 10, &keep);
+    cr_assert_eq(r.status, 143, "status %d, stderr: %s%s", r.status, errbuf, r.err);
+    cr_assert(strstr(r.err, "error: the drain took longer than drain_timeout (500 ms): stopping "
+                            "now; "), "stderr: %s%s", errbuf, r.err);
+    cr_assert(strstr(r.err, " items in flight are dropped\n"), "stderr: %s", r.err);
+    cr_assert_null(strstr(r.err, "killed by"), "a stopped stage reported as a crash: %s", r.err);
+    cr_assert_str_eq(r.out, "");
+    assert_all_gone(kids, 4);
+    cr_assert_eq(shm_left(r.pid), 0);
+    close(keep);
+    free(errbuf);
+    free(ini);
+    host_run_free(&r);
+}
+
 /* A SIGTERM at any moment of the start, before the children have their
  * handlers, is still a drain: 143, nothing left behind. */
 Test(failures, sigterm_right_after_start_exits_143, .timeout = 60)
@@ -826,6 +863,9 @@ Test(failures, second_sigterm_stops_at_once, .timeout = 25)
     cr_assert_eq(r.status, 143, "status %d, stderr: %s%s", r.status, errbuf, r.err);
     cr_assert_null(strstr(r.out, "fini"), "output: %s", r.out);
     cr_assert_null(strstr(r.err, "killed by"), "a stopped stage reported as a crash: %s", r.err);
+    cr_assert(strstr(r.err, "received SIGTERM again: stopping now; "), "stderr: %s%s", errbuf,
+              r.err);
+    cr_assert(strstr(r.err, " items in flight are dropped"), "stderr: %s%s", errbuf, r.err);
     assert_all_gone(kids, 4);
     cr_assert_eq(shm_left(r.pid), 0);
     close(keep);
@@ -864,6 +904,107 @@ static pid_t sigkill_a_host(void)
     close(r.err_fd);
     free(ini);
     return r.pid;
+}
+
+/* The host binary itself (libtool's wrapper script forks before it execs,
+ * so the host would not get the pid a test arranged for it). */
+static const char *real_host(void)
+{
+    static char path[4096];
+    const char *build = getenv("CONVEYOR_BUILDDIR");
+    snprintf(path, sizeof path, "%s/.libs/conveyor-host", build ? build : ".");
+    if (access(path, X_OK) != 0)
+        return env_or("CONVEYOR_HOST", "conveyor-host");
+    char lib[4096];
+    const char *old = getenv("LD_LIBRARY_PATH");
+    snprintf(lib, sizeof lib, "%s/framework/.libs%s%s", build ? build : ".", old ? ":" : "",
+             old ? old : "");
+    setenv("LD_LIBRARY_PATH", lib, 1);
+    return path;
+}
+
+/* A live host in another pid namespace (a container sharing /dev/shm): its
+ * pid means nothing here -- no process of that number exists in this
+ * namespace -- but it holds its segment's lock, so neither --cleanup nor
+ * another run's sweep may remove the segment. */
+Test(failures, live_host_in_another_pid_namespace_keeps_its_segment, .timeout = 60)
+{
+    if (geteuid() != 0 || system("unshare --pid --fork --mount-proc true 2>/dev/null") != 0)
+        cr_skip_test("needs root and unshare(1) with pid namespaces");
+    long pid_max = 32768;
+    FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
+    if (f) {
+        if (fscanf(f, "%ld", &pid_max) != 1)
+            pid_max = 32768;
+        fclose(f);
+    }
+    /* A number no process has here, for the host over there. */
+    pid_t want = 0;
+    for (pid_t c = (pid_t)(pid_max - 100); c > pid_max / 2 && !want; c -= 13)
+        if (kill(c, 0) < 0 && errno == ESRCH)
+            want = c;
+    cr_assert(want > 0, "no free pid found below %ld", pid_max);
+    char *ini = ini_file("[pipeline]\nshared_memory = 1K\n[a]\nplugin = text:identity\n");
+    char script[8192];
+    /* The shell is pid 1 there; the host it forks gets the number after
+     * ns_last_pid. */
+    snprintf(script, sizeof script,
+             "echo %ld > /proc/sys/kernel/ns_last_pid && \"%s\" -c \"%s\" >/dev/null",
+             (long)want - 1, real_host(), ini);
+    int in[2];
+    cr_assert_eq(pipe(in), 0);
+    pid_t outer = fork();
+    cr_assert_geq(outer, 0);
+    if (outer == 0) {
+        dup2(in[0], STDIN_FILENO);
+        close(in[0]);
+        close(in[1]);
+        execlp("unshare", "unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script,
+               (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    for (int i = 0; i < 500 && shm_left(want) == 0; i++)
+        pause_ms(20);
+    cr_assert_eq(shm_left(want), 1, "the host in the other namespace made no segment");
+    cr_assert(kill(want, 0) < 0 && errno == ESRCH, "pid %ld exists here too", (long)want);
+
+    host_run r;
+    const char *args[] = {"--cleanup", NULL};
+    host_run_args(&r, NULL, 0, args);
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    cr_assert_eq(shm_left(want), 1, "--cleanup removed a live host's segment: %s", r.out);
+    host_run_free(&r);
+
+    /* Its end of input ends it, and it removes its segment itself. */
+    close(in[1]);
+    int status;
+    cr_assert_eq(waitpid(outer, &status, 0), outer);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    cr_assert_eq(shm_left(want), 0);
+    free(ini);
+}
+
+/* A file of another user under our prefix is not ours to judge: the sweep
+ * leaves it alone, and says nothing about it. */
+Test(failures, another_users_file_is_skipped_silently, .timeout = 20)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to make a file of another user");
+    char path[128];
+    snprintf(path, sizeof path, "/dev/shm/conveyor.%ld.planted", (long)999999999);
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(fchown(fd, 65534, 65534), 0);
+    close(fd);
+    host_run r;
+    const char *args[] = {"-v", "--cleanup", NULL};
+    host_run_args(&r, NULL, 0, args);
+    int kept = access(path, F_OK) == 0;
+    unlink(path);
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    cr_assert(kept, "the sweep removed another user's file");
+    cr_assert_null(strstr(r.err, "planted"), "stderr: %s", r.err);
 }
 
 /* SIGKILL cannot be caught: the children die with the host, the segment

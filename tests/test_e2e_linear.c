@@ -484,6 +484,14 @@ Test(linear, no_shared_memory_means_no_name)
     check_one_stage("testplug:echo_env", "", "x\n", "(null)|(null)\n");
 }
 
+/* A name the caller's environment happens to hold is not passed on to the
+ * stages of a pipeline without a segment: they would attach to a stranger's. */
+Test(linear, no_shared_memory_hides_the_callers_name)
+{
+    setenv("CONVEYOR_SHM_NAME", "/conveyor.1.someone-elses", 1);
+    check_one_stage("testplug:echo_env", "", "x\n", "(null)|(null)\n");
+}
+
 /* Under --enable-sanitizers ASan's SEGV handler would turn the fault into
  * a report and an exit; what is tested is the kernel's signal. */
 static void let_segv_kill(void)
@@ -515,6 +523,22 @@ Test(linear, read_only_segment_makes_writer_die_of_sigsegv)
              "a\nb\n");
     assert_clean_success(&r);
     cr_assert_str_eq(r.out, "a\nb\n");
+    host_run_free(&r);
+}
+
+/* A guard page follows the segment: a stage writing past its end crashes
+ * and is named, instead of scribbling on memory that happened to be next. */
+Test(linear, writing_past_the_segment_end_is_a_crash)
+{
+    host_run r;
+    let_segv_kill();
+    run_text(&r, "[pipeline]\nshared_memory = 1M\n[w]\nplugin = testplug:shmwrite\n"
+                 "past_end = yes\n", "a\n");
+    cr_assert_eq(r.status, 1, "status %d, stderr: %s", r.status, r.err);
+    cr_assert(strstr(r.err, "stage 'w' was killed by SIGSEGV (Segmentation fault) while "
+                            "processing item 1"), "stderr: %s", r.err);
+    cr_assert_str_eq(r.out, "");
+    cr_assert_eq(shm_left(r.pid), 0);
     host_run_free(&r);
 }
 

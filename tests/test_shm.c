@@ -432,6 +432,10 @@ Test(sweep, another_users_process_counts_as_alive, .init = make_tmpdir,
     cv_shm_dir = tmpdir;
     if (geteuid() == 0) {
         cr_assert_eq(chmod(tmpdir, 0777), 0);
+        /* The sweeper judges only its own user's segments. */
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", tmpdir, dead);
+        cr_assert_eq(chown(path, 65534, 65534), 0);
         sweeper = fork();
         cr_assert_geq(sweeper, 0);
         if (sweeper == 0) {

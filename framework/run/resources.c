@@ -202,8 +202,12 @@ int cv_run_create(cv_run *r, const cv_plan *plan, const conveyor_stage *const *s
     }
     if (open_output(r) < 0)
         return CONVEYOR_EXIT_CONFIG;
+    /* The stages' environment names this run's segment, never one the
+     * caller's environment happened to name. */
     if (r->seg.addr)
         setenv("CONVEYOR_SHM_NAME", r->seg.name, 1);
+    else
+        unsetenv("CONVEYOR_SHM_NAME");
     if (create_shared_area(r) < 0 || create_pool(r) < 0 || create_channels(r) < 0)
         return CONVEYOR_EXIT_FAILED;
     return CONVEYOR_EXIT_OK;

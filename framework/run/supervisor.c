@@ -43,6 +43,7 @@ typedef struct cv_supervisor {
     struct sigaction old_chld, old_pipe;
     int signals_taken;
     struct timespec started;
+    struct timespec drain_deadline; /* when a drain stops as on a second signal */
 } cv_supervisor;
 
 static void on_sigchld(int sig)
@@ -347,18 +348,38 @@ static void child_ended(cv_supervisor *sv, int p, int status)
         kill_all(sv);
 }
 
+/* Items in the channels and in the hands of stages: what a stop now would
+ * drop. */
+static uint64_t in_flight(const cv_supervisor *sv)
+{
+    const cv_run *r = &sv->run;
+    uint64_t n = 0;
+    for (size_t c = 0; c < r->plan->nchans; c++) {
+        uint64_t sent = r->chstats[c].sent, received = r->chstats[c].received;
+        n += sent > received ? sent - received : 0;
+    }
+    for (size_t p = 0; p < sv->nprocs; p++)
+        if (sv->pids[p] > 0 && r->pstats[p].current)
+            n++;
+    return n;
+}
+
+static double seconds_since(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
 /* SIGUSR1: where the pipeline is, on stderr; it goes on. */
 static void snapshot(cv_supervisor *sv)
 {
     const cv_run *r = &sv->run;
     size_t n = sv->nprocs;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    double secs = (double)(now.tv_sec - sv->started.tv_sec) +
-                  (double)(now.tv_nsec - sv->started.tv_nsec) / 1e9;
-    cv_notice("snapshot at %.1f s: %" PRIu64 " items read, %" PRIu64 " written%s", secs,
-           r->pstats[0].items_out, r->pstats[n - 1].items_out,
-           sv->draining_sig ? " (draining)" : "");
+    double secs = seconds_since(&sv->started);
+    cv_notice("snapshot at %.1f s: %" PRIu64 " items read, %" PRIu64 " written, %" PRIu64
+              " in flight%s", secs, r->pstats[0].items_out, r->pstats[n - 1].items_out,
+              in_flight(sv), sv->draining_sig ? " (draining)" : "");
     for (size_t p = 1; p + 1 < n; p++) {
         const cv_proc_stats *ps = &r->pstats[p];
         char at[48] = "";
@@ -367,6 +388,37 @@ static void snapshot(cv_supervisor *sv)
         cv_notice("  %s: %" PRIu64 " in, %" PRIu64 " out, %" PRIu64 " failed%s",
                r->plan->procs[p].label, ps->items_in, ps->items_out, ps->failed, at);
     }
+}
+
+/* A drain that started with SIG. */
+static void start_drain(cv_supervisor *sv, int sig)
+{
+    uint64_t limit = sv->run.cfg->drain_timeout_ms;
+    sv->draining_sig = sig;
+    if (limit) {
+        clock_gettime(CLOCK_MONOTONIC, &sv->drain_deadline);
+        sv->drain_deadline.tv_sec += (time_t)(limit / 1000);
+        sv->drain_deadline.tv_nsec += (long)(limit % 1000) * 1000000L;
+        if (sv->drain_deadline.tv_nsec >= 1000000000L) {
+            sv->drain_deadline.tv_sec++;
+            sv->drain_deadline.tv_nsec -= 1000000000L;
+        }
+    }
+    cv_notice("received SIG%s: finishing the items in flight (%" PRIu64 "); send it again to "
+              "stop at once", cv_sig_name(sig), in_flight(sv));
+    if (sv->pids[0] > 0)
+        kill(sv->pids[0], SIGUSR1);
+}
+
+/* The drain took longer than drain_timeout: stop as on a second signal. */
+static void check_drain_deadline(cv_supervisor *sv)
+{
+    if (!sv->draining_sig || sv->stopping || !sv->run.cfg->drain_timeout_ms ||
+        seconds_since(&sv->drain_deadline) < 0)
+        return;
+    cv_error("the drain took longer than drain_timeout (%" PRIu64 " ms): stopping now; %" PRIu64
+             " items in flight are dropped", sv->run.cfg->drain_timeout_ms, in_flight(sv));
+    kill_all(sv);
 }
 
 /* A signal for the host: SIGUSR1 asks for a snapshot; a terminal signal
@@ -390,13 +442,10 @@ static void stop_signal(cv_supervisor *sv, int sig)
         return;
     }
     if (!sv->draining_sig) {
-        sv->draining_sig = sig;
-        if (cv_log_level >= 2)
-            cv_info("received SIG%s: finishing the items in flight (send it again to stop at once)",
-                    cv_sig_name(sig));
-        if (sv->pids[0] > 0)
-            kill(sv->pids[0], SIGUSR1);
+        start_drain(sv, sig);
     } else if (!sv->stopping) {
+        cv_notice("received SIG%s again: stopping now; %" PRIu64 " items in flight are dropped",
+                  cv_sig_name(sig), in_flight(sv));
         kill_all(sv);
     }
 }
@@ -422,12 +471,14 @@ static void reap(cv_supervisor *sv)
 static void supervise(cv_supervisor *sv)
 {
     while (sv->alive > 0) {
-        struct timespec tick = {1, 0};
+        /* A tenth of a second while a drain has a deadline to keep. */
+        struct timespec tick = {sv->draining_sig ? 0 : 1, sv->draining_sig ? 100000000L : 0};
         siginfo_t si;
         int sig = sigtimedwait(&sv->wait_set, &si, &tick);
         if (sig > 0 && sig != SIGCHLD)
             stop_signal(sv, sig);
         reap(sv);
+        check_drain_deadline(sv);
     }
 }
 

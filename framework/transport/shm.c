@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -135,8 +136,13 @@ static int create_object(cv_segment *seg, size_t size, char *err, size_t errlen)
             return rc;
         }
         fd = shm_open(seg->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd >= 0)
+        if (fd >= 0) {
+            /* The proof that a live host owns it, whatever pid namespace
+             * it runs in: the lock goes only when every process holding
+             * the descriptor is gone. */
+            flock(fd, LOCK_EX | LOCK_NB);
             break;
+        }
         rc = -errno;
         if (rc != -EEXIST || tries >= 4) {
             set_err(err, errlen, "shm_open %s: %s", seg->name, strerror(-rc));
@@ -161,12 +167,37 @@ static int create_object(cv_segment *seg, size_t size, char *err, size_t errlen)
     return rc;
 }
 
+/* Maps SIZE bytes of FD followed by a page that faults, so that a stage
+ * writing past the end of the segment crashes (and is reported) instead of
+ * scribbling on whatever memory came next. */
+static int map_guarded(cv_segment *seg, size_t size, int fd)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t pages = (size + page - 1) / page * page;
+    void *span = mmap(NULL, pages + page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                      -1, 0);
+    if (span == MAP_FAILED)
+        return -errno;
+    void *p = mmap(span, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd,
+                   0);
+    if (p == MAP_FAILED) {
+        int rc = -errno;
+        munmap(span, pages + page);
+        return rc;
+    }
+    seg->addr = p;
+    seg->size = size;
+    seg->span = pages + page;
+    return 0;
+}
+
 int cv_segment_create(cv_segment *seg, size_t size, const char *file, int readonly,
                       char *err, size_t errlen)
 {
     int ffd = -1, sfd, rc;
 
     memset(seg, 0, sizeof *seg);
+    seg->lock_fd = -1;
     if (err && errlen)
         err[0] = '\0';
     if (file != NULL && (ffd = open_dataset(file, &size, err, errlen)) < 0)
@@ -177,16 +208,11 @@ int cv_segment_create(cv_segment *seg, size_t size, const char *file, int readon
         rc = sfd;
         goto fail;
     }
-    seg->addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, sfd, 0);
-    rc = -errno;
-    /* The mapping keeps the object alive; the descriptor is not needed. */
-    close(sfd);
-    if (seg->addr == MAP_FAILED) {
-        seg->addr = NULL;
+    seg->lock_fd = sfd;
+    if ((rc = map_guarded(seg, size, sfd)) < 0) {
         set_err(err, errlen, "mmap %s (%zu bytes): %s", seg->name, size, strerror(-rc));
         goto fail;
     }
-    seg->size = size;
     if (ffd >= 0) {
         rc = load_file(ffd, seg->addr, size);
         if (rc < 0) {
@@ -219,8 +245,12 @@ fail:
 void cv_segment_unmap(cv_segment *seg)
 {
     if (seg->addr != NULL) {
-        munmap(seg->addr, seg->size);
+        munmap(seg->addr, seg->span);
         seg->addr = NULL;
+    }
+    if (seg->lock_fd >= 0) {
+        close(seg->lock_fd);
+        seg->lock_fd = -1;
     }
 }
 
@@ -256,6 +286,22 @@ static pid_t owner_of(const char *name)
     return (pid_t)pid;
 }
 
+/* A segment whose pid is gone from this pid namespace may still be a live
+ * host's in another one (a container sharing /dev/shm): only a segment that
+ * is ours (this user's) and whose lock nobody holds is dead.  Another user's
+ * file under our prefix is none of our business, silently. */
+static int provably_dead(int dirfd, const char *name)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    int dead = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+               flock(fd, LOCK_EX | LOCK_NB) == 0;
+    close(fd);
+    return dead;
+}
+
 int cv_shm_sweep(void)
 {
     DIR *d = opendir(cv_shm_dir);
@@ -275,6 +321,8 @@ int cv_shm_sweep(void)
             continue;
         /* EPERM means the process exists under another user: keep it. */
         if (kill(pid, 0) == 0 || errno != ESRCH)
+            continue;
+        if (!provably_dead(dirfd(d), de->d_name))
             continue;
         if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
             if (errno != ENOENT)   /* ENOENT: another sweeper was quicker */

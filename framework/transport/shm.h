@@ -24,6 +24,9 @@ typedef struct cv_segment {
     void *addr;          /* NULL when none */
     size_t size;
     int readonly;        /* mapped PROT_READ in stages */
+    int lock_fd;         /* the object, open and flock()ed while the segment lives
+                            (the proof of a live owner for the sweep), or -1 */
+    size_t span;         /* what is mapped: the size in whole pages and a guard page */
 } cv_segment;
 
 /* Creates, sizes and maps a segment of SIZE bytes.  When FILE is not NULL

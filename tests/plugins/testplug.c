@@ -501,11 +501,23 @@ static int shmwrite_init(conveyor_ctx *ctx)
 
 static int shmwrite_process(conveyor_ctx *ctx, const void *item, size_t len)
 {
-    volatile unsigned char *mem = conveyor_shm(ctx, NULL);
+    size_t size = 0;
+    volatile unsigned char *mem = conveyor_shm(ctx, &size);
+    const char *past = conveyor_param(ctx, "past_end");
 
-    mem[0] = 'w';
+    if (past && strcmp(past, "yes") == 0) {
+        for (size_t i = 0; i < 8; i++)      /* a classic off-by-a-few */
+            mem[size + i] = 'x';
+    } else {
+        mem[0] = 'w';
+    }
     return pass_on(ctx, item, len);
 }
+
+static const conveyor_param_spec shmwrite_params[] = {
+    { "past_end", "yes: write 8 bytes just past the segment's end instead of its first byte" },
+    { NULL, NULL },
+};
 
 static int echo_env_process(conveyor_ctx *ctx, const void *item, size_t len)
 {
@@ -765,7 +777,7 @@ static const conveyor_stage stages[] = {
     { .name = "lock", .summary = "counts items in shared memory under lock 0; die dies holding it",
       .init = lock_init, .process = lock_process, .params = no_params },
     { .name = "shmwrite", .summary = "writes the shared memory's first byte",
-      .init = shmwrite_init, .process = shmwrite_process, .params = no_params },
+      .init = shmwrite_init, .process = shmwrite_process, .params = shmwrite_params },
     { .name = "echo_env", .summary = "emits $CONVEYOR_SHM_NAME|conveyor_shm_name() per item",
       .process = echo_env_process, .params = no_params },
     { .name = "busy", .summary = "spins usec per item",
