@@ -20,7 +20,8 @@ fuzz_fuzz_config_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) $(INIH_CFLAGS)
 fuzz_fuzz_config_LDFLAGS = $(FUZZ_CFLAGS)
 fuzz_fuzz_config_LDADD = $(INIH_LIBS)
 
-fuzz_fuzz_framing_SOURCES = fuzz/fuzz_framing.c fuzz/fuzz.h framework/run/framing.c
+fuzz_fuzz_framing_SOURCES = fuzz/fuzz_framing.c fuzz/fuzz.h framework/run/framing.c \
+	framework/base/util.c framework/base/log.c
 fuzz_fuzz_framing_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
 fuzz_fuzz_framing_LDFLAGS = $(FUZZ_CFLAGS)
 

@@ -278,6 +278,188 @@ Test(config, missing_shared_memory_file)
     free(path);
 }
 
+/* A folder NAME in this test's folder (made when missing). */
+static char *subdir(const char *name)
+{
+    char *p = malloc(4200);
+    snprintf(p, 4200, "%s/%s", test_dir(), name);
+    mkdir(p, 0755);
+    return p;
+}
+
+/* Every symbol is bound at load time: a module calling a function that
+ * exists nowhere is refused by --check, naming the symbol (with lazy
+ * binding it loaded, and the first item crashed the stage). */
+Test(config, unresolved_symbol_is_refused_at_load)
+{
+    char want[8192];
+    char *file = test_module("unresolved");
+    snprintf(want, sizeof want, "[s] plugin = unresolved:identity: %s: cannot load: ", file);
+    check_error("[pipeline]\n[s]\nplugin = unresolved:identity\n", 3, 3, want);
+    check_error("[pipeline]\n[s]\nplugin = unresolved:identity\n", 3, 3,
+                "unresolved.so: undefined symbol: conveyor_test_no_such_function");
+    free(file);
+}
+
+/* A file that is not a shared object: the loader's own reason, not "file
+ * not found". */
+Test(config, non_elf_module_says_why)
+{
+    char *dir = subdir("mods");
+    char path[4200], ini[8400];
+    snprintf(path, sizeof path, "%s/junk.so", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 20; i++)     /* longer than an ELF header */
+        fputs("this is not a shared object\n", f);
+    fclose(f);
+    snprintf(ini, sizeof ini, "[pipeline]\nplugin_path = %s\n[s]\nplugin = junk:identity\n", dir);
+    check_error(ini, 3, 4, "[s] plugin = junk:identity: ");
+    char *p = write_file("p.ini", ini);
+    host_run r;
+    host_run_ini(&r, p, "");
+    cr_assert(strstr(r.err, "junk.so: cannot load: ") && strstr(r.err, "invalid ELF header"),
+              "stderr: %s", r.err);
+    cr_assert_null(strstr(r.err, "file not found"), "stderr: %s", r.err);
+    host_run_free(&r);
+    free(p);
+    free(dir);
+}
+
+/* A module whose library is missing: the loader names the library. */
+Test(config, missing_library_is_named)
+{
+    const char *cc = getenv("CC");
+    if (!cc || !*cc)
+        cr_skip_test("needs $CC to build a module against a library it then removes");
+    char *dir = subdir("mods");
+    char path[4200], cmd[16384];
+    snprintf(path, sizeof path, "%s/gone.c", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("int gone_fn(void) { return 0; }\n", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/needsgone.c", dir);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("#include <conveyor/plugin.h>\n"
+          "int gone_fn(void);\n"
+          "static int p(conveyor_ctx *c, const void *i, size_t n)\n"
+          "{ (void)c; (void)i; (void)n; return gone_fn(); }\n"
+          "static const conveyor_stage s[] = {{ .name = \"identity\", .process = p },\n"
+          "                                   { .name = 0 }};\n"
+          "CONVEYOR_MODULE(\"needsgone\", \"1\", s);\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && %s -shared -fPIC -o libgone.so gone.c && "
+             "%s -shared -fPIC -I'%s/sdk' -o needsgone.so needsgone.c -L. -lgone && rm libgone.so",
+             dir, cc, cc, env_or("CONVEYOR_SRCDIR", "."));
+    cr_assert_eq(system(cmd), 0, "could not build the module: %s", cmd);
+    char ini[8400];
+    snprintf(ini, sizeof ini, "[pipeline]\nplugin_path = %s\n[s]\nplugin = needsgone:identity\n",
+             dir);
+    check_error(ini, 3, 4, "libgone.so: cannot open shared object file");
+    free(dir);
+}
+
+/* --check checks the files the configuration names, as a run would. */
+Test(config, check_refuses_a_missing_dead_letter_folder)
+{
+    char ini[8400];
+    snprintf(ini, sizeof ini, "[pipeline]\n[s]\nplugin = text:identity\n"
+             "on_error = dead-letter:%s/no/such/folder/dead.txt\n", test_dir());
+    check_error(ini, 2, 4, "[s] on_error = dead-letter:");
+    char *p = write_file("p.ini", ini);
+    const char *args[] = {"--check", "-c", p, NULL};
+    host_run r;
+    host_run_args(&r, NULL, 0, args);
+    cr_assert_eq(r.status, 2, "status %d, stderr: %s", r.status, r.err);
+    cr_assert(strstr(r.err, "/no/such/folder' does not exist"), "stderr: %s", r.err);
+    host_run_free(&r);
+    free(p);
+}
+
+Test(config, check_refuses_a_missing_shared_memory_file)
+{
+    char *p = write_file("p.ini", "[pipeline]\nshared_memory_file = missing.bin\n"
+                                  "[s]\nplugin = text:identity\n");
+    const char *args[] = {"--check", "-c", p, NULL};
+    host_run r;
+    host_run_args(&r, NULL, 0, args);
+    cr_assert_eq(r.status, 2, "status %d, stderr: %s", r.status, r.err);
+    char want[4400];
+    snprintf(want, sizeof want, "conveyor-host: %s:2: shared_memory_file '%s/missing.bin': No "
+             "such file or directory\n", p, test_dir());
+    cr_assert_str_eq(r.err, want);
+    host_run_free(&r);
+    free(p);
+}
+
+/* A FIFO as the dataset would block open() until a writer came: refused
+ * at once, by --check and by a run. */
+Test(config, fifo_as_shared_memory_file_is_refused_at_once, .timeout = 20)
+{
+    char fifo[4200];
+    snprintf(fifo, sizeof fifo, "%s/data.fifo", test_dir());
+    unlink(fifo);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    check_error("[pipeline]\nshared_memory_file = data.fifo\n[s]\nplugin = text:identity\n", 2,
+                2, "shared_memory_file '");
+    char *p = write_file("p.ini", "[pipeline]\nshared_memory_file = data.fifo\n"
+                                  "[s]\nplugin = text:identity\n");
+    const char *args[] = {"--check", "-c", p, NULL};
+    host_run r;
+    host_run_args(&r, NULL, 0, args);
+    cr_assert_eq(r.status, 2, "status %d, stderr: %s", r.status, r.err);
+    cr_assert(strstr(r.err, "data.fifo': not a regular file"), "stderr: %s", r.err);
+    host_run_free(&r);
+    free(p);
+}
+
+/* A pool the machine cannot give is a bad setting (2), like a segment that
+ * cannot be made, named by its line; nothing is left behind. */
+Test(config, impossible_pool_size_is_a_config_error)
+{
+    char *p = write_file("p.ini", "[pipeline]\ntransport = ring\npool_size = 1T\n"
+                                  "[s]\nplugin = text:identity\n");
+    host_run r;
+    host_run_ini(&r, p, "a\n");
+    cr_assert_eq(r.status, 2, "status %d, stderr: %s", r.status, r.err);
+    char want[4400];
+    snprintf(want, sizeof want, "conveyor-host: error: %s:3: pool_size: cannot map a pool of "
+             "1099511627776 bytes: ", p);
+    cr_assert(strncmp(r.err, want, strlen(want)) == 0, "stderr: %s", r.err);
+    cr_assert_str_eq(r.out, "");
+    cr_assert_eq(shm_left(r.pid), 0);
+    host_run_free(&r);
+    free(p);
+}
+
+/* A plugin folder anyone may write to gets a warning naming it. */
+Test(config, world_writable_plugin_folder_is_named)
+{
+    char *dir = subdir("open-mods");
+    cr_assert_eq(chmod(dir, 0777), 0);
+    char dst[4200], ini[8400];
+    snprintf(dst, sizeof dst, "%s/text.so", dir);
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "cp '%s/plugins/.libs/text.so' '%s'", env_or("CONVEYOR_BUILDDIR", "."),
+             dst);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(ini, sizeof ini, "[pipeline]\nplugin_path = %s\n[s]\nplugin = text:upper\n", dir);
+    char *p = write_file("p.ini", ini);
+    const char *args[] = {"--check", "-c", p, NULL};
+    host_run r;
+    host_run_args(&r, NULL, 0, args);
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    char want[4400];
+    snprintf(want, sizeof want, "warning: the plugin folder '%s' can be written by every user", dir);
+    cr_assert(strstr(r.err, want), "stderr: %s", r.err);
+    host_run_free(&r);
+    free(p);
+    free(dir);
+}
+
 /* --- the command line ------------------------------------------------------ */
 
 /* --check validates and loads, and starts nothing: the output file is not

@@ -663,6 +663,25 @@ Test(failures, drain_timeout_stops_a_stuck_stage, .timeout = 25)
     host_run_free(&r);
 }
 
+/* A process a plugin leaves behind (fork without exec) keeps whatever it
+ * inherited, a pipe channel's write end among them: it is killed when its
+ * stage ends, so the run ends at once, and it does not outlive the run. */
+Test(failures, process_left_behind_by_a_plugin_is_killed, .timeout = 30)
+{
+    host_run r;
+    run_text(&r, "[pipeline]\n[s]\nplugin = testplug:spawn\n[t]\nplugin = text:identity\n",
+             "1\n2\n");
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    cr_assert_str_eq(r.out, "1\n2\n");
+    const char *at = strstr(r.err, "spawned ");
+    cr_assert_not_null(at, "stderr: %s", r.err);
+    pid_t stray = (pid_t)strtol(at + strlen("spawned "), NULL, 10);
+    cr_assert_gt(stray, 0);
+    cr_assert(kill(stray, 0) < 0 && errno == ESRCH, "process %ld outlived the run", (long)stray);
+    cr_assert_eq(shm_left(r.pid), 0);
+    host_run_free(&r);
+}
+
 /* A SIGTERM at any moment of the start, before the children have their
  * handlers, is still a drain: 143, nothing left behind. */
 Test(failures, sigterm_right_after_start_exits_143, .timeout = 60)

@@ -46,7 +46,8 @@ int conveyor_pipeline_open(const char *path, conveyor_pipeline **out, char *err,
 
     if ((rc = cv_config_load(path, &pl->cfg, err, errlen)) < 0)
         goto config_error;
-    if ((rc = cv_plan_build(pl->cfg, &pl->plan, err, errlen)) < 0)
+    if ((rc = cv_plan_build(pl->cfg, &pl->plan, err, errlen)) < 0 ||
+        (rc = cv_config_check_files(pl->cfg, err, errlen)) < 0)
         goto config_error;
     if ((rc = cv_loader_init(&pl->loader, pl->cfg->plugin_path)) < 0) {
         cv_err_at(err, errlen, rc, NULL, 0, "cannot initialise libltdl");

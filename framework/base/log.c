@@ -15,6 +15,9 @@ void cv_log_set_origin(const char *o)
 
 /* One line at LEVEL, labelled LABEL ("error: ", or ""). */
 static void vlog_as(int level, const char *label, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void vlog_as(int level, const char *label, const char *fmt, va_list ap)
 {
     char line[4096];
     int saved = errno;

@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <strings.h>
 
 #include <ini.h>
@@ -614,6 +616,64 @@ void cv_config_free(cv_config *cfg)
     free(cfg->dir);
     cv_config_key_free(CV_SECTION_PIPELINE, cfg);
     free(cfg);
+}
+
+/* A dead-letter file: it exists and can be written, or its folder exists
+ * and a file can be made there. */
+static int check_dead_letter(const cv_config *cfg, const cv_stage_cfg *st, char *err, size_t errlen)
+{
+    const char *path = st->dead_letter_path;
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        if (!S_ISREG(sb.st_mode) && !S_ISFIFO(sb.st_mode) && !S_ISCHR(sb.st_mode))
+            return cv_err_at(err, errlen, -EINVAL, cfg->path, st->on_error_line,
+                             "[%s] on_error = dead-letter:%s: not a file", st->name, path);
+        if (access(path, W_OK) != 0)
+            return cv_err_at(err, errlen, -errno, cfg->path, st->on_error_line,
+                             "[%s] on_error = dead-letter:%s: %s", st->name, path,
+                             strerror(errno));
+        return 0;
+    }
+    char *dir = cv_strdup(path), *slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    int rc = 0;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        rc = cv_err_at(err, errlen, -ENOENT, cfg->path, st->on_error_line,
+                       "[%s] on_error = dead-letter:%s: the folder '%s' does not exist", st->name,
+                       path, dir);
+    else if (access(dir, W_OK | X_OK) != 0)
+        rc = cv_err_at(err, errlen, -EACCES, cfg->path, st->on_error_line,
+                       "[%s] on_error = dead-letter:%s: no file can be made in '%s' (%s)",
+                       st->name, path, dir, strerror(errno));
+    free(dir);
+    return rc;
+}
+
+int cv_config_check_files(const cv_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->shm_file) {
+        struct stat sb;
+        if (stat(cfg->shm_file, &sb) != 0 || access(cfg->shm_file, R_OK) != 0)
+            return cv_err_at(err, errlen, -errno, cfg->path, cfg->shm_file_line,
+                             "shared_memory_file '%s': %s", cfg->shm_file, strerror(errno));
+        if (!S_ISREG(sb.st_mode))
+            return cv_err_at(err, errlen, -EINVAL, cfg->path, cfg->shm_file_line,
+                             "shared_memory_file '%s': not a regular file", cfg->shm_file);
+    }
+    for (size_t i = 0; i < cfg->nstages; i++) {
+        const cv_stage_cfg *st = &cfg->stages[i];
+        if (st->on_error == CV_ON_ERROR_DEAD_LETTER && st->dead_letter_path) {
+            int rc = check_dead_letter(cfg, st, err, errlen);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
 }
 
 int cv_config_find_stage(const cv_config *cfg, const char *name)

@@ -89,6 +89,7 @@ typedef struct cv_config {
     enum cv_transport transport;
     size_t max_item;         /* default 64M */
     size_t pool_size;        /* large items' pool: 0 = none, CV_POOL_AUTO (default) */
+    int pool_size_line;
     size_t pool_threshold;   /* items this large go by reference (default 64K) */
     uint64_t drain_timeout_ms; /* how long a drain may take; 0 = no limit (default 30 s) */
     cv_stage_cfg *stages;    /* in file order */
@@ -106,6 +107,12 @@ int cv_config_load_string(const char *path, const char *text, cv_config **out,
                           char *err, size_t errlen);
 
 void cv_config_free(cv_config *cfg);
+
+/* Checks the files the configuration names before anything runs, as
+ * --check promises: shared_memory_file is a regular file that can be read
+ * (a FIFO would block the run), and each dead-letter file can be created
+ * or appended to.  0, or -errno with "FILE:LINE: ..." in ERR. */
+int cv_config_check_files(const cv_config *cfg, char *err, size_t errlen);
 
 /* Index of the stage named NAME, or -1. */
 int cv_config_find_stage(const cv_config *cfg, const char *name);

@@ -368,7 +368,7 @@ const cv_config_key cv_config_keys[] = {
     { PIPELINE("max_item"), .kind = CV_KEY_SIZE, .min = 1, .max = UINT32_MAX, .def = "64M",
       .off = CFG(max_item) },
     { PIPELINE("pool_size"), .kind = CV_KEY_SIZE, .parse = read_pool_size, .def = "auto",
-      .off = CFG(pool_size) },
+      .off = CFG(pool_size), .line_off = CFG(pool_size_line) },
     { PIPELINE("pool_threshold"), .kind = CV_KEY_SIZE, .min = 1, .def = "64K",
       .off = CFG(pool_threshold) },
     { PIPELINE("drain_timeout"), .kind = CV_KEY_DURATION, .def = "30s",

@@ -3,15 +3,18 @@
  * libltdl and checks their descriptor before anything runs (see loader.h).
  */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <ltdl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include "load/loader.h"
+#include "base/log.h"
 #include "base/util.h"
+#include "load/loader.h"
 
 #ifndef CONVEYOR_PLUGINDIR
 #define CONVEYOR_PLUGINDIR "/usr/local/lib/conveyor"
@@ -22,6 +25,7 @@ struct cv_module {
     char *path;             /* the file that was loaded */
     lt_dlhandle handle;
     const conveyor_module *desc;
+    void *bound;            /* the object opened with every symbol bound (RTLD_NOW) */
     conveyor_stage *stages; /* read at the module's stride (see read_stages) */
     size_t nstages;
 };
@@ -67,6 +71,8 @@ void cv_loader_fini(cv_loader *l)
         cv_module *m = l->mods[i];
         if (m->handle)
             lt_dlclose(m->handle);
+        if (m->bound)
+            dlclose(m->bound);
         free(m->name);
         free(m->path);
         free(m->stages);
@@ -152,6 +158,66 @@ static int file_exists(const char *path)
     return access(path, F_OK) == 0;
 }
 
+/* The shared object a module's .la names (dlname='X.so'): beside the .la
+ * once installed, in its .libs/ in a build tree.  NULL when none exists. */
+static char *object_of_la(const char *dir, const char *la)
+{
+    FILE *f = fopen(la, "r");
+    char line[1024], *found = NULL;
+    if (!f)
+        return NULL;
+    while (!found && fgets(line, sizeof line, f)) {
+        char *q;
+        if (strncmp(line, "dlname='", 8) != 0 || !(q = strchr(line + 8, '\'')) || q == line + 8)
+            continue;
+        *q = '\0';
+        const char *where[] = {"", "/.libs"};
+        for (size_t i = 0; i < 2 && !found; i++) {
+            char *p = cv_asprintf("%s%s/%s", dir, where[i], line + 8);
+            if (access(p, F_OK) == 0)
+                found = p;
+            else
+                free(p);
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* Opens the module's object with every symbol bound now (RTLD_NOW), so
+ * that --check finds what a run would only find mid-item: an undefined
+ * symbol, a missing library; and says the loader's real reason (libltdl
+ * says "file not found" for all of them).  The handle keeps the object
+ * bound for libltdl's own open of it. */
+static int bind_now(const char *dir, const char *path, const char *so, void **bound, char *err,
+                    size_t errlen)
+{
+    char *obj = strcmp(path, so) == 0 ? cv_strdup(so) : object_of_la(dir, path);
+    *bound = NULL;
+    if (!obj)
+        return 0;   /* libltdl will say what it makes of the .la */
+    *bound = dlopen(obj, RTLD_NOW | RTLD_LOCAL);
+    if (!*bound) {
+        const char *why = dlerror();
+        cv_err_at(err, errlen, 0, path, 0, "cannot load: %s", why ? why : "unknown error");
+        free(obj);
+        return -ENOEXEC;
+    }
+    free(obj);
+    return 0;
+}
+
+/* A module folder or file anyone may write to: anyone could make the host
+ * run their code (ssh refuses keys for less; this warns, once per path). */
+static void warn_if_world_writable(const char *path, const char *what)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && (st.st_mode & S_IWOTH) &&
+        !(S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX)))
+        cv_warn("%s '%s' can be written by every user: anyone could replace the code the "
+                "pipeline runs (chmod o-w)", what, path);
+}
+
 static int open_module(cv_loader *l, const char *dir, const char *name, cv_module **out, char *err,
                        size_t errlen)
 {
@@ -164,8 +230,15 @@ static int open_module(cv_loader *l, const char *dir, const char *name, cv_modul
         rc = -ENOENT;
         goto done;
     }
+    warn_if_world_writable(dir, "the plugin folder");
+    warn_if_world_writable(path, "the plugin module");
+    void *bound;
+    if ((rc = bind_now(dir, path, so, &bound, err, errlen)) < 0)
+        goto done;
     lt_dlhandle h = lt_dlopenext(base);
     if (!h) {
+        if (bound)
+            dlclose(bound);
         const char *why = lt_dlerror();
         cv_err_at(err, errlen, 0, path, 0, "cannot load: %s", why ? why : "unknown error");
         rc = -ENOEXEC;
@@ -176,18 +249,23 @@ static int open_module(cv_loader *l, const char *dir, const char *name, cv_modul
         cv_err_at(err, errlen, 0, path, 0, "not a Conveyor plugin: it has no conveyor_module_v1 "
                   "symbol (define it with CONVEYOR_MODULE)");
         lt_dlclose(h);
+        if (bound)
+            dlclose(bound);
         rc = -ENOEXEC;
         goto done;
     }
     size_t stride = 0;
     if ((rc = check_descriptor(path, d, &stride, err, errlen)) < 0) {
         lt_dlclose(h);
+        if (bound)
+            dlclose(bound);
         goto done;
     }
     cv_module *m = cv_calloc(1, sizeof *m);
     m->name = cv_strdup(name);
     m->path = cv_strdup(path);
     m->handle = h;
+    m->bound = bound;
     m->desc = d;
     m->stages = read_stages(d, stride, &m->nstages);
     l->mods = cv_realloc(l->mods, (l->nmods + 1) * sizeof *l->mods);

@@ -158,7 +158,13 @@ static int create_pool(cv_run *r)
     size_t size = cfg->pool_size == CV_POOL_AUTO ? pool_auto_size(r->plan) : cfg->pool_size;
     r->pool = cv_pool_create(size);
     if (!r->pool) {
-        cv_error("cannot map the pool of large items (%zu bytes): %s", size, strerror(errno));
+        /* A size the machine cannot give is a bad setting, like a segment
+         * that cannot be made: exit status 2, naming the key. */
+        if (cfg->pool_size_line)
+            cv_error("%s:%d: pool_size: cannot map a pool of %zu bytes: %s", cfg->path,
+                     cfg->pool_size_line, size, strerror(errno));
+        else
+            cv_error("cannot map the pool of large items (%zu bytes): %s", size, strerror(errno));
         return -ENOMEM;
     }
     r->large = cfg->pool_threshold;
@@ -200,7 +206,7 @@ int cv_run_create(cv_run *r, const cv_plan *plan, const conveyor_stage *const *s
         cv_error("%s: %s", cfg->path, err);
         return CONVEYOR_EXIT_CONFIG;
     }
-    if (open_output(r) < 0)
+    if (create_pool(r) < 0 || open_output(r) < 0)
         return CONVEYOR_EXIT_CONFIG;
     /* The stages' environment names this run's segment, never one the
      * caller's environment happened to name. */
@@ -208,7 +214,7 @@ int cv_run_create(cv_run *r, const cv_plan *plan, const conveyor_stage *const *s
         setenv("CONVEYOR_SHM_NAME", r->seg.name, 1);
     else
         unsetenv("CONVEYOR_SHM_NAME");
-    if (create_shared_area(r) < 0 || create_pool(r) < 0 || create_channels(r) < 0)
+    if (create_shared_area(r) < 0 || create_channels(r) < 0)
         return CONVEYOR_EXIT_FAILED;
     return CONVEYOR_EXIT_OK;
 }

@@ -6,12 +6,14 @@
  * is in flight and runs fini), stops everything at the first failure or
  * crash, names the cause, and exits with a status that says what happened.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +46,11 @@ typedef struct cv_supervisor {
     int signals_taken;
     struct timespec started;
     struct timespec drain_deadline; /* when a drain stops as on a second signal */
+    int was_subreaper;          /* the caller's PR_GET_CHILD_SUBREAPER */
+    pid_t *before;              /* the caller's own children when the run started */
+    size_t nbefore;
+    pid_t *strays;              /* processes left behind by stages, killed */
+    size_t nstrays;
 } cv_supervisor;
 
 static void on_sigchld(int sig)
@@ -127,6 +134,10 @@ static void take_signals(cv_supervisor *sv)
     sigaction(SIGCHLD, &sa_chld, &sv->old_chld);
     sigaction(SIGPIPE, &sa_ign, &sv->old_pipe);
     sigprocmask(SIG_BLOCK, &sv->wait_set, &sv->old_mask);
+    /* Processes a plugin starts come back to the host when their stage
+     * ends (kill_strays). */
+    prctl(PR_GET_CHILD_SUBREAPER, &sv->was_subreaper);
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     sv->child_mask = sv->old_mask;
     sigdelset(&sv->child_mask, SIGCHLD);
     sv->signals_taken = 1;
@@ -141,6 +152,7 @@ static void give_back_signals(cv_supervisor *sv)
         return;
     sigaction(SIGCHLD, &sv->old_chld, NULL);
     sigaction(SIGPIPE, &sv->old_pipe, NULL);
+    prctl(PR_SET_CHILD_SUBREAPER, sv->was_subreaper);
     if (sv->fatal_sig) {
         fflush(NULL);
         signal(sv->fatal_sig, SIG_DFL);
@@ -174,6 +186,76 @@ static int stop_before_start(cv_supervisor *sv)
             sv->fatal_sig = sig;
     cv_info("received SIG%s before the pipeline started; nothing was started", cv_sig_name(sig));
     return 128 + sig;
+}
+
+/* Calls FN(SV, PID) for every child process of the host, from
+ * /proc/self/task/.../children, or a scan of /proc where the kernel has
+ * no such file. */
+static void each_child(cv_supervisor *sv, void (*fn)(cv_supervisor *, pid_t))
+{
+    char path[64];
+    pid_t self = getpid();
+    snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", (long)self, (long)self);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        long pid;
+        while (fscanf(f, "%ld", &pid) == 1)
+            fn(sv, (pid_t)pid);
+        fclose(f);
+        return;
+    }
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        long pid = strtol(de->d_name, NULL, 10), ppid = 0;
+        char state;
+        if (pid <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        FILE *st = fopen(path, "r");
+        if (!st)
+            continue;
+        /* pid (comm) state ppid: comm may hold spaces, so after the last ')'. */
+        char buf[512];
+        size_t n = fread(buf, 1, sizeof buf - 1, st);
+        fclose(st);
+        buf[n] = '\0';
+        char *close = strrchr(buf, ')');
+        if (close && sscanf(close + 1, " %c %ld", &state, &ppid) == 2 && ppid == self)
+            fn(sv, (pid_t)pid);
+    }
+    if (d)
+        closedir(d);
+}
+
+static void remember_child(cv_supervisor *sv, pid_t pid)
+{
+    sv->before = cv_realloc(sv->before, (sv->nbefore + 1) * sizeof *sv->before);
+    sv->before[sv->nbefore++] = pid;
+}
+
+/* A child that is neither one of the pipeline's processes nor the caller's
+ * own is what a plugin left behind (fork without exec, a helper): its stage
+ * has ended, so it is killed -- it may hold channel ends that would keep
+ * the run from ending, or go on working for a pipeline that is over. */
+static void kill_if_stray(cv_supervisor *sv, pid_t pid)
+{
+    for (size_t p = 0; p < sv->nprocs; p++)
+        if (sv->pids[p] == pid)
+            return;
+    for (size_t i = 0; i < sv->nbefore; i++)
+        if (sv->before[i] == pid)
+            return;
+    cv_debug("killing process %ld, left behind by a stage", (long)pid);
+    if (kill(pid, SIGKILL) == 0) {
+        sv->strays = cv_realloc(sv->strays, (sv->nstrays + 1) * sizeof *sv->strays);
+        sv->strays[sv->nstrays++] = pid;
+    }
+}
+
+static void kill_strays(cv_supervisor *sv)
+{
+    each_child(sv, kill_if_stray);
 }
 
 static void kill_all(cv_supervisor *sv)
@@ -461,10 +543,11 @@ static void reap(cv_supervisor *sv)
         for (p = 0; p < sv->nprocs && sv->pids[p] != pid; p++)
             ;
         if (p == sv->nprocs)
-            continue;
+            continue;       /* a stray, killed or ended on its own */
         sv->pids[p] = -1;
         sv->alive--;
         child_ended(sv, (int)p, status);
+        kill_strays(sv);
     }
 }
 
@@ -529,8 +612,12 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
         sv.pids = cv_calloc(sv.nprocs, sizeof *sv.pids);
         sv.in_row = cv_calloc(sv.nprocs, sizeof *sv.in_row);
         sv.done_at_crash = cv_calloc(sv.nprocs, sizeof *sv.done_at_crash);
+        each_child(&sv, remember_child);
         fork_all(&sv);
         supervise(&sv);
+        kill_strays(&sv);
+        for (size_t i = 0; i < sv.nstrays; i++)
+            waitpid(sv.strays[i], NULL, 0);     /* killed just now: gone at once */
         status = exit_status(&sv);
         summary(&sv, status);
     }
@@ -538,6 +625,8 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
     free(sv.pids);
     free(sv.in_row);
     free(sv.done_at_crash);
+    free(sv.before);
+    free(sv.strays);
     give_back_signals(&sv);
     return status;
 }

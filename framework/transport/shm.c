@@ -94,7 +94,9 @@ static int open_dataset(const char *file, size_t *size, char *err, size_t errlen
 {
     struct stat st;
     int rc;
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO would block open() until a writer came; it is
+     * refused below as not a regular file.  Regular files ignore it. */
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         rc = -errno;
         set_err(err, errlen, "shared_memory_file '%s': %s", file, strerror(-rc));

@@ -5,7 +5,8 @@
 check_LTLIBRARIES += tests/plugins/testplug.la tests/plugins/bad_abi.la \
 	tests/plugins/newer_minor.la tests/plugins/small_size.la \
 	tests/plugins/no_entry.la tests/plugins/no_process.la tests/plugins/abi10.la \
-	tests/plugins/abi11.la tests/plugins/wide_stage.la tests/plugins/narrow_stage.la
+	tests/plugins/abi11.la tests/plugins/wide_stage.la tests/plugins/narrow_stage.la \
+	tests/plugins/unresolved.la
 
 TESTPLUGIN_LDFLAGS = -module -avoid-version -no-undefined -rpath /nowhere
 
@@ -50,3 +51,8 @@ tests_plugins_wide_stage_la_LIBADD = framework/libconveyor.la
 tests_plugins_narrow_stage_la_SOURCES = tests/plugins/narrow_stage.c tests/plugins/hand_made.h
 tests_plugins_narrow_stage_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
 tests_plugins_narrow_stage_la_LIBADD = framework/libconveyor.la
+
+# Undefined on purpose, so without -no-undefined: the linker must let it be.
+tests_plugins_unresolved_la_SOURCES = tests/plugins/unresolved.c
+tests_plugins_unresolved_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -rpath /nowhere
+tests_plugins_unresolved_la_LIBADD = framework/libconveyor.la

@@ -15,6 +15,7 @@
  *   shmwrite  writes the segment's first byte (faults when it is read-only)
  *   echo_env  emits "$CONVEYOR_SHM_NAME|conveyor_shm_name()" per item
  *   busy      spins usec per item          big    emits bytes 'x's per item
+ *   spawn     forks a child in init that sleeps a minute, then passes items
  *   quit      ends its own process (exit or _exit, with a status) in init,
  *             at the at-th item or in fini, as a misbehaving plugin would
  *
@@ -735,7 +736,27 @@ static const conveyor_param_spec quit_params[] = {
     { NULL, NULL },
 };
 
+/* --- spawn: a plugin that leaves a process behind ------------------------------ */
+
+static int spawn_init(conveyor_ctx *ctx)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        /* A helper that knows nothing of the pipeline: it keeps whatever
+         * descriptors it inherited and outlives its stage. */
+        struct timespec minute = {60, 0};
+        nanosleep(&minute, NULL);
+        _exit(0);
+    }
+    conveyor_log(ctx, CONVEYOR_LOG_WARNING, "spawned %ld", (long)pid);
+    return 0;
+}
+
 static const conveyor_stage stages[] = {
+    { .name = "spawn", .summary = "forks a child in init that sleeps a minute; passes items on",
+      .init = spawn_init, .process = pass_on, .params = no_params },
     { .name = "quit", .summary = "ends its own process with exit() in init, process or fini",
       .init = quit_init, .process = quit_process, .fini = quit_fini, .params = quit_params },
     { .name = "crash_on", .summary = "crashes (SIGSEGV) on the item equal to its item param",
