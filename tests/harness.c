@@ -230,3 +230,19 @@ int shm_left(pid_t pid)
     closedir(d);
     return n;
 }
+
+const char *host_binary(void)
+{
+    static char path[4096];
+    const char *build = getenv("CONVEYOR_BUILDDIR");
+    if (!build)
+        return env_or("CONVEYOR_HOST", "conveyor-host");
+    snprintf(path, sizeof path, "%s/.libs/conveyor-host", build);
+    if (access(path, X_OK) != 0)
+        return env_or("CONVEYOR_HOST", "conveyor-host");
+    char lib[4096];
+    const char *old = getenv("LD_LIBRARY_PATH");
+    snprintf(lib, sizeof lib, "%s/framework/.libs%s%s", build, old ? ":" : "", old ? old : "");
+    setenv("LD_LIBRARY_PATH", lib, 1);
+    return path;
+}

@@ -22,6 +22,12 @@ typedef struct host_run {
     int in_fd, out_fd, err_fd;
 } host_run;
 
+/* The host binary itself, for tests whose point is the descriptors,
+ * signals or pid the host gets: libtool's wrapper script in the build tree
+ * opens descriptors and forks before it execs.  Sets LD_LIBRARY_PATH so
+ * the binary finds the library; CONVEYOR_HOST when there is no such file. */
+const char *host_binary(void);
+
 /* Starts conveyor-host with ARGS (NULL-terminated, without argv[0]). */
 void host_start(host_run *r, const char *const *args);
 /* Feeds IN on its standard input (then closes it, unless KEEP_OPEN),

@@ -925,23 +925,6 @@ static pid_t sigkill_a_host(void)
     return r.pid;
 }
 
-/* The host binary itself (libtool's wrapper script forks before it execs,
- * so the host would not get the pid a test arranged for it). */
-static const char *real_host(void)
-{
-    static char path[4096];
-    const char *build = getenv("CONVEYOR_BUILDDIR");
-    snprintf(path, sizeof path, "%s/.libs/conveyor-host", build ? build : ".");
-    if (access(path, X_OK) != 0)
-        return env_or("CONVEYOR_HOST", "conveyor-host");
-    char lib[4096];
-    const char *old = getenv("LD_LIBRARY_PATH");
-    snprintf(lib, sizeof lib, "%s/framework/.libs%s%s", build ? build : ".", old ? ":" : "",
-             old ? old : "");
-    setenv("LD_LIBRARY_PATH", lib, 1);
-    return path;
-}
-
 /* A live host in another pid namespace (a container sharing /dev/shm): its
  * pid means nothing here -- no process of that number exists in this
  * namespace -- but it holds its segment's lock, so neither --cleanup nor
@@ -969,7 +952,7 @@ Test(failures, live_host_in_another_pid_namespace_keeps_its_segment, .timeout = 
      * ns_last_pid. */
     snprintf(script, sizeof script,
              "echo %ld > /proc/sys/kernel/ns_last_pid && \"%s\" -c \"%s\" >/dev/null",
-             (long)want - 1, real_host(), ini);
+             (long)want - 1, host_binary(), ini);
     int in[2];
     cr_assert_eq(pipe(in), 0);
     pid_t outer = fork();

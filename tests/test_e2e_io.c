@@ -17,27 +17,6 @@
 
 #include "harness.h"
 
-/* The host binary itself: libtool's wrapper script in the build tree is a
- * shell that opens descriptors of its own, so a descriptor closed for it
- * would not be closed for the host.  The environment finds the library. */
-static const char *real_host(void)
-{
-    static char path[4096];
-    const char *build = getenv("CONVEYOR_BUILDDIR");
-    if (build) {
-        snprintf(path, sizeof path, "%s/.libs/conveyor-host", build);
-        if (access(path, X_OK) == 0) {
-            char lib[4096];
-            const char *old = getenv("LD_LIBRARY_PATH");
-            snprintf(lib, sizeof lib, "%s/framework/.libs%s%s", build, old ? ":" : "",
-                     old ? old : "");
-            setenv("LD_LIBRARY_PATH", lib, 1);
-            return path;
-        }
-    }
-    return env_or("CONVEYOR_HOST", "conveyor-host");
-}
-
 /* Runs SCRIPT with /bin/sh, $H set to the host and $D to the test's
  * folder: the redirections are the point of these tests, and the shell
  * does them exactly as a user's would.  Returns the exit status. */
@@ -46,7 +25,7 @@ static int sh(const char *script)
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
-        setenv("H", real_host(), 1);
+        setenv("H", host_binary(), 1);
         setenv("D", test_dir(), 1);
         execl("/bin/sh", "sh", "-c", script, (char *)NULL);
         _exit(127);
@@ -145,7 +124,7 @@ Test(io, nonblocking_stdout_is_waited_for, .timeout = 30)
         dup2(fds[1], STDOUT_FILENO);
         close(fds[0]);
         close(fds[1]);
-        execl(real_host(), "conveyor-host", "-c", ini, (char *)NULL);
+        execl(host_binary(), "conveyor-host", "-c", ini, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);

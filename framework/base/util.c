@@ -267,8 +267,12 @@ char *cv_path_join(const char *dir, const char *path)
     return cv_asprintf("%s/%s", dir, path);
 }
 
-int cv_wait_writable(int fd)
+int cv_write_retry(int fd, int err)
 {
+    if (err == EINTR)
+        return 0;
+    if (err != EAGAIN && err != EWOULDBLOCK)
+        return -err;
     struct pollfd pfd = {.fd = fd, .events = POLLOUT};
     if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
         return -errno;
@@ -282,15 +286,10 @@ int cv_write_all(int fd, const void *buf, size_t n)
     while (n > 0) {
         ssize_t w = write(fd, p, n);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                int rc = cv_wait_writable(fd);
-                if (rc < 0)
-                    return rc;
-                continue;
-            }
-            return -errno;
+            int rc = cv_write_retry(fd, errno);
+            if (rc < 0)
+                return rc;
+            continue;
         }
         /* write() returning 0 for a non-empty buffer would loop forever. */
         if (w == 0)

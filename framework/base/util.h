@@ -68,10 +68,10 @@ int cv_std_was_closed(int fd);
  * cv_write_all returns 0 or -errno; cv_read_full returns bytes read (less
  * than n only at end of file) or -errno. */
 int cv_write_all(int fd, const void *buf, size_t n);
-/* Waits until FD can take bytes: a descriptor we were given may be
- * non-blocking (an inherited O_NONBLOCK), and EAGAIN is no reason to fail.
- * 0 (also when a signal came) or -errno. */
-int cv_wait_writable(int fd);
+/* After a write to FD failed with ERR: 0 to try again (EINTR; EAGAIN once
+ * FD can take bytes: a descriptor we were given may be non-blocking, an
+ * inherited O_NONBLOCK, and that is no reason to fail), else -ERR. */
+int cv_write_retry(int fd, int err);
 ssize_t cv_read_full(int fd, void *buf, size_t n);
 
 /* Copies LEN bytes without a call, for the short items pipelines of lines

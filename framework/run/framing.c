@@ -230,15 +230,10 @@ static int writev_all(int fd, struct iovec *iov, int cnt)
     while (cnt > 0) {
         ssize_t n = writev(fd, iov, cnt);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                int rc = cv_wait_writable(fd);
-                if (rc < 0)
-                    return rc;
-                continue;
-            }
-            return -errno;
+            int rc = cv_write_retry(fd, errno);
+            if (rc < 0)
+                return rc;
+            continue;
         }
         size_t done = (size_t)n;
         while (cnt > 0 && done >= iov->iov_len) {
