@@ -55,7 +55,8 @@ CONVEYOR_API int conveyor_list_plugins(const char *extra_path, FILE *out);
  * the number removed, or a negative errno-style code. */
 CONVEYOR_API int conveyor_cleanup_stale(void);
 
-/* 0 errors only, 1 warnings (default), 2 info, 3 debug. */
+/* 0 errors only, 1 warnings and the end-of-run summary (default), 2 info,
+ * 3 debug. */
 CONVEYOR_API void conveyor_set_verbosity(int level);
 
 /* The installed plugin folder and the library's version. */

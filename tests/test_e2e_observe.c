@@ -1,0 +1,381 @@
+/*
+ * test_e2e_observe.c - what the real conveyor-host tells the people who
+ * watch it: the summary that ends every run (complete, failed, crashed,
+ * drained, stopped by a second signal or by drain_timeout; none with
+ * -q).  Durations and rates depend on the machine: the summaries are
+ * compared with those two numbers written T and R (summary_masked).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define MAX_KIDS 32
+
+/* The host a test started, stopped by the suite's fini when a failed
+ * assertion left it running. */
+static pid_t live_host = -1;
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static void stop_leftover_host(void)
+{
+    if (live_host <= 0 || waitpid(live_host, NULL, WNOHANG) != 0)
+        return;
+    kill(live_host, SIGKILL);
+    waitpid(live_host, NULL, 0);
+}
+
+TestSuite(observe, .fini = stop_leftover_host);
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Runs INI (written to p.ini) on IN with the options OPTS (NULL-terminated,
+ * at most 4) before -c. */
+static void run_with(host_run *r, const char *ini, const char *in, const char *const *opts)
+{
+    char *path = write_file("p.ini", ini);
+    const char *args[8];
+    size_t n = 0;
+    for (; opts && opts[n] && n < 4; n++)
+        args[n] = opts[n];
+    args[n++] = "-c";
+    args[n++] = path;
+    args[n] = NULL;
+    host_run_args(r, in, in ? strlen(in) : 0, args);
+    free(path);
+}
+
+static void run_text(host_run *r, const char *ini, const char *in)
+{
+    run_with(r, ini, in, NULL);
+}
+
+static void start_host(host_run *r, const char *ini, const char *opt)
+{
+    char *path = write_file("p.ini", ini);
+    const char *args[] = {opt ? opt : "-c", opt ? "-c" : path, opt ? path : NULL, NULL};
+    signal(SIGPIPE, SIG_IGN);
+    host_start(r, args);
+    live_host = r->pid;
+    free(path);
+}
+
+/* Waits (5 s at most) until HOST has WANT children; returns them. */
+static void wait_for_children(pid_t host, size_t want, pid_t *kids)
+{
+    double deadline = now() + 5;
+    size_t n;
+    while ((n = children_of(host, kids, MAX_KIDS)) < want && now() < deadline)
+        pause_ms(10);
+    cr_assert_eq(n, want, "host %d has %zu children, expected %zu", (int)host, n, want);
+}
+
+/* Reads FD into *BUF until it holds NEEDLE (10 s at most). */
+static void read_until(int fd, char **buf, size_t *len, const char *needle)
+{
+    double deadline = now() + 10;
+    if (!*buf) {
+        *buf = calloc(1, 1);
+        *len = 0;
+    }
+    while (!strstr(*buf, needle)) {
+        int left = (int)((deadline - now()) * 1000);
+        cr_assert(left > 0, "timed out waiting for '%s', got '%s'", needle, *buf);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, left) <= 0)
+            continue;
+        char chunk[4096];
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        cr_assert(n > 0, "stream ended before '%s', got '%s'", needle, *buf);
+        *buf = realloc(*buf, *len + (size_t)n + 1);
+        memcpy(*buf + *len, chunk, (size_t)n);
+        *len += (size_t)n;
+        (*buf)[*len] = '\0';
+    }
+}
+
+/* Writes all of TEXT to the host's (non-blocking) standard input. */
+static void feed(host_run *r, const char *text)
+{
+    size_t off = 0, len = strlen(text);
+    while (off < len) {
+        struct pollfd p = {.fd = r->in_fd, .events = POLLOUT};
+        poll(&p, 1, 1000);
+        ssize_t n = write(r->in_fd, text + off, len - off);
+        cr_assert(n > 0 || errno == EAGAIN, "write to the host: %s", strerror(errno));
+        if (n > 0)
+            off += (size_t)n;
+    }
+}
+
+/* Collects the rest of the run with standard input left open (in *KEEP),
+ * so that the source never sees the end of its input. */
+static void finish_keeping_stdin(host_run *r, int timeout, int *keep)
+{
+    *keep = r->in_fd;
+    r->in_fd = -1;
+    host_finish(r, NULL, 0, timeout);
+}
+
+/* Standard error is exactly MESSAGES then the summary WANT (masked); the
+ * run left nothing in /dev/shm. */
+static void assert_err(const host_run *r, const char *messages, const char *want)
+{
+    char *msgs = messages_of(r->err), *sum = summary_masked(r->err);
+    cr_assert_str_eq(msgs, messages, "stderr: %s", r->err);
+    cr_assert_str_eq(sum, want, "stderr: %s", r->err);
+    cr_assert_eq(shm_left(r->pid), 0);
+    free(msgs);
+    free(sum);
+}
+
+/* --- the summary ----------------------------------------------------------- */
+
+Test(observe, summary_ends_a_complete_run_with_a_line_per_stage)
+{
+    host_run r;
+    run_text(&r, "[pipeline]\nshared_memory = 1K\n[up]\nplugin = text:upper\n"
+                 "[f]\nplugin = testplug:fail\nat = 2\non_error = skip\n",
+             "a\nb\nc\n");
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    cr_assert_str_eq(r.out, "A\nC\n");
+    assert_err(&r,
+               "conveyor-host: f: error: failing item 2 as asked: 'B'\n"
+               "conveyor-host: f: warning: stage 'f': 1 failed item skipped\n",
+               "conveyor-host: done in T s: 3 items read, 2 written, R items/s\n"
+               "conveyor-host:   up: 3 in, 3 out, 0 failed, 0 restarts\n"
+               "conveyor-host:   f: 3 in, 2 out, 1 failed, 0 restarts\n");
+    host_run_free(&r);
+}
+
+/* The duration and the rate are numbers: "done in 0.012 s", "250 items/s". */
+Test(observe, summary_duration_and_rate_are_numbers)
+{
+    host_run r;
+    run_text(&r, "[pipeline]\n[s]\nplugin = text:identity\n", "1\n2\n3\n4\n");
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    double secs = -1, rate = -1;
+    int n = -1;
+    cr_assert(sscanf(r.err, "conveyor-host: done in %lf s: 4 items read, 4 written, %lf items/s\n%n",
+                     &secs, &rate, &n) == 2 && n > 0, "stderr: %s", r.err);
+    cr_assert(secs > 0 && rate > 0, "stderr: %s", r.err);
+    cr_assert_str_eq(r.err + n, "conveyor-host:   s: 4 in, 4 out, 0 failed, 0 restarts\n");
+    host_run_free(&r);
+}
+
+/* -q: errors only, so no summary after a complete run or a failure. */
+Test(observe, quiet_runs_have_no_summary)
+{
+    host_run r;
+    const char *q[] = {"-q", NULL};
+    run_with(&r, "[pipeline]\n[s]\nplugin = text:identity\n", "1\n2\n", q);
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    cr_assert_str_eq(r.err, "");
+    host_run_free(&r);
+
+    run_with(&r, "[pipeline]\n[f]\nplugin = testplug:fail\nat = 1\n", "a\n", q);
+    cr_assert_eq(r.status, 1, "status %d, stderr: %s", r.status, r.err);
+    cr_assert_str_eq(r.err, "conveyor-host: f: error: failing item 1 as asked: 'a'\n"
+                            "conveyor-host: f: error: stage 'f' failed item 1 (process returned -1)\n"
+                            "conveyor-host: error: the pipeline is stopped: stage 'f' failed\n");
+    host_run_free(&r);
+}
+
+/* A failing item stops the run: the summary says so, counts it as failed,
+ * and says what was in flight.  The stage ended on its own, so its counts
+ * are exact. */
+Test(observe, summary_after_a_failure)
+{
+    host_run r;
+    run_text(&r, "[pipeline]\nshared_memory = 1K\n[f]\nplugin = testplug:fail\nat = 1\n", "a\n");
+    cr_assert_eq(r.status, 1, "status %d, stderr: %s", r.status, r.err);
+    assert_err(&r,
+               "conveyor-host: f: error: failing item 1 as asked: 'a'\n"
+               "conveyor-host: f: error: stage 'f' failed item 1 (process returned -1)\n"
+               "conveyor-host: error: the pipeline is stopped: stage 'f' failed\n",
+               "conveyor-host: failed after T s: 1 item read, 0 written, R items/s\n"
+               "conveyor-host:   f: 1 in, 0 out, 1 failed, 0 restarts\n"
+               "conveyor-host: no items were in flight\n");
+    host_run_free(&r);
+}
+
+/* A crashed stage is marked killed: its counts stop at its last wait. */
+Test(observe, summary_after_a_crash_marks_the_killed_stage)
+{
+    host_run r;
+    run_text(&r, "[pipeline]\n[pre]\nplugin = text:identity\n"
+                 "[boom]\nplugin = testplug:crash\nat = 2\n[post]\nplugin = text:identity\n",
+             "a\nb\nc\n");
+    cr_assert_eq(r.status, 1, "status %d, stderr: %s", r.status, r.err);
+    char *msgs = messages_of(r.err), *sum = summary_masked(r.err);
+    cr_assert_str_eq(msgs, "conveyor-host: error: stage 'boom' was killed by SIGSEGV "
+                           "(Segmentation fault) while processing item 2; the pipeline is "
+                           "stopped\n", "stderr: %s", r.err);
+    cr_assert(strncmp(sum, "conveyor-host: failed after T s: ", 33) == 0, "stderr: %s", r.err);
+    const char *boom = strstr(sum, "\nconveyor-host:   boom: ");
+    cr_assert_not_null(boom, "stderr: %s", r.err);
+    cr_assert(strncmp(strchr(boom + 1, '\n') - 9, " (killed)", 9) == 0, "stderr: %s", r.err);
+    cr_assert(strstr(sum, " in flight"), "stderr: %s", r.err);
+    free(msgs);
+    free(sum);
+    host_run_free(&r);
+}
+
+/* Restarts are counted per process; the restarted stage finished the run,
+ * so nothing is marked killed. */
+Test(observe, summary_counts_restarts_per_process)
+{
+    host_run r;
+    run_text(&r, "[pipeline]\ntransport = ring\n[a]\nplugin = testplug:crash\nat = 2\n"
+                 "restart = on-failure\n[b]\nplugin = text:upper\n",
+             "x\ny\n");
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    cr_assert_str_eq(r.out, "X\nY\n");
+    assert_err(&r,
+               "conveyor-host: warning: stage 'a' was killed by SIGSEGV while processing item 2; "
+               "restarting it (1 of 5 in a row)\n"
+               "conveyor-host: warning: 1 stage restart during the run\n",
+               "conveyor-host: done in T s: 2 items read, 2 written, R items/s\n"
+               "conveyor-host:   a: 2 in, 2 out, 0 failed, 1 restart\n"
+               "conveyor-host:   b: 2 in, 2 out, 0 failed, 0 restarts\n");
+    host_run_free(&r);
+}
+
+/* A poison item set aside is one the stage took in and failed; its
+ * crashes are the process's restarts. */
+Test(observe, summary_counts_a_poison_item_in_and_failed)
+{
+    host_run r;
+    char *dead = write_file("dead.txt", "");
+    char ini[1024];
+    snprintf(ini, sizeof ini, "[pipeline]\ntransport = ring\n[parse]\nplugin = testplug:crash_on\n"
+             "item = 3\nrestart = on-failure\nmax_restarts = 2\non_error = dead-letter:%s\n", dead);
+    run_text(&r, ini, "1\n2\n3\n4\n5\n");
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    cr_assert_str_eq(r.out, "1\n2\n4\n5\n");
+    char *sum = summary_masked(r.err);
+    cr_assert_str_eq(sum, "conveyor-host: done in T s: 5 items read, 4 written, R items/s\n"
+                          "conveyor-host:   parse: 5 in, 4 out, 1 failed, 2 restarts\n",
+                     "stderr: %s", r.err);
+    free(sum);
+    host_run_free(&r);
+    free(dead);
+}
+
+/* A drain ends with what came out: every stage ended on its own, so the
+ * counts are exact and match the output, and nothing was in flight. */
+Test(observe, summary_after_a_drain, .timeout = 30)
+{
+    host_run r;
+    pid_t kids[MAX_KIDS];
+    char *out = NULL, *errbuf = NULL;
+    size_t olen = 0, elen = 0;
+    int keep;
+    start_host(&r, "[pipeline]\n[s]\nplugin = testplug:slow\nusec = 20000\n", NULL);
+    wait_for_children(r.pid, 3, kids);
+    char in[256] = "";
+    for (int i = 1; i <= 30; i++)
+        snprintf(in + strlen(in), sizeof in - strlen(in), "%d\n", i);
+    feed(&r, in);
+    read_until(r.out_fd, &out, &olen, "1\n");
+    cr_assert_eq(kill(r.pid, SIGTERM), 0);
+    read_until(r.err_fd, &errbuf, &elen, "send it again to stop at once\n");
+    finish_keeping_stdin(&r, 10, &keep);
+    cr_assert_eq(r.status, 143, "status %d, stderr: %s%s", r.status, errbuf, r.err);
+    int k = 0;
+    for (const char *p = out; *p; p++)
+        k += *p == '\n';
+    for (const char *p = r.out; *p; p++)
+        k += *p == '\n';
+    char want[512];
+    snprintf(want, sizeof want,
+             "conveyor-host: stopped by SIGTERM after T s: %d item%s read, %d written, R items/s\n"
+             "conveyor-host:   s: %d in, %d out, 0 failed, 0 restarts\n"
+             "conveyor-host: no items were in flight\n",
+             k, k == 1 ? "" : "s", k, k, k);
+    assert_err(&r, "", want);
+    close(keep);
+    free(out);
+    free(errbuf);
+    host_run_free(&r);
+}
+
+/* Stops a host whose stage holds item 1 of "1 2 3" for a minute, with
+ * SIGTERM, then (when AGAIN) SIGTERM again, else by drain_timeout; returns
+ * its standard error after the drain began. */
+static void stop_stuck_run(host_run *r, int again, char **errbuf)
+{
+    pid_t kids[MAX_KIDS];
+    size_t elen = 0;
+    int keep;
+    start_host(r, again ? "[pipeline]\n[s]\nplugin = testplug:slow\nusec = 60000000\n"
+                        : "[pipeline]\ndrain_timeout = 300ms\n"
+                          "[s]\nplugin = testplug:slow\nusec = 60000000\n",
+               NULL);
+    wait_for_children(r->pid, 3, kids);
+    feed(r, "1\n2\n3\n");
+    pause_ms(300);
+    cr_assert_eq(kill(r->pid, SIGTERM), 0);
+    read_until(r->err_fd, errbuf, &elen, "send it again to stop at once\n");
+    if (again)
+        cr_assert_eq(kill(r->pid, SIGTERM), 0);
+    finish_keeping_stdin(r, 10, &keep);
+    cr_assert_eq(r->status, 143, "status %d, stderr: %s%s", r->status, *errbuf, r->err);
+    close(keep);
+}
+
+/* The stage holds item 1 and items 2 and 3 wait in its input: three items
+ * the output lacks.  The stage was killed mid-item: marked, and counted up
+ * to its last wait (before item 1). */
+static const char stuck_summary[] =
+    "conveyor-host: stopped by SIGTERM after T s: 3 items read, 0 written, R items/s\n"
+    "conveyor-host:   s: 0 in, 0 out, 0 failed, 0 restarts (killed)\n"
+    "conveyor-host: 3 items were in flight and are not in the output\n";
+
+Test(observe, summary_after_a_second_signal_names_what_was_in_flight, .timeout = 30)
+{
+    host_run r;
+    char *errbuf = NULL;
+    stop_stuck_run(&r, 1, &errbuf);
+    cr_assert_str_eq(errbuf, "conveyor-host: received SIGTERM: finishing the items in flight (3); "
+                             "send it again to stop at once\n");
+    assert_err(&r,
+               "conveyor-host: received SIGTERM again: stopping now; 3 items in flight are "
+               "dropped\n",
+               stuck_summary);
+    free(errbuf);
+    host_run_free(&r);
+}
+
+Test(observe, summary_after_drain_timeout_names_what_was_in_flight, .timeout = 30)
+{
+    host_run r;
+    char *errbuf = NULL;
+    stop_stuck_run(&r, 0, &errbuf);
+    assert_err(&r,
+               "conveyor-host: error: the drain took longer than drain_timeout (300 ms): stopping "
+               "now; 3 items in flight are dropped\n",
+               stuck_summary);
+    free(errbuf);
+    host_run_free(&r);
+}
