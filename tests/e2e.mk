@@ -44,6 +44,13 @@ tests_test_e2e_observe_SOURCES = tests/test_e2e_observe.c $(E2E_SOURCES)
 tests_test_e2e_observe_CFLAGS = $(TEST_CFLAGS)
 tests_test_e2e_observe_LDADD = $(CRITERION_LIBS)
 
+# A program embedding the library without handing over its arguments'
+# memory (test_e2e_observe runs it).
+check_PROGRAMS += tests/embed-host
+tests_embed_host_SOURCES = tests/embed-host.c
+tests_embed_host_LDADD = framework/libconveyor.la
+EXTRA_tests_test_e2e_observe_DEPENDENCIES = tests/embed-host
+
 # Unit tests of graph validation and compilation.
 check_PROGRAMS += tests/test_graph
 TESTS += tests/test_graph

@@ -1,8 +1,8 @@
 /*
  * test_e2e_observe.c - what the real conveyor-host tells the people who
  * watch it: the summary that ends every run (complete, failed, crashed,
- * drained, stopped by a second signal or by drain_timeout; none with
- * -q).  Durations and rates depend on the machine: the summaries are
+ * drained, stopped by a second signal or by drain_timeout; none with -q)
+ * and the names its processes show in ps and top.  Durations and rates depend on the machine: the summaries are
  * compared with those two numbers written T and R (summary_masked).
  */
 #include <criterion/criterion.h>
@@ -378,4 +378,129 @@ Test(observe, summary_after_drain_timeout_names_what_was_in_flight, .timeout = 3
                stuck_summary);
     free(errbuf);
     host_run_free(&r);
+}
+
+/* --- names in ps and top --------------------------------------------------- */
+
+/* The contents of /proc/PID/FILE (malloc'd, NUL-terminated; *LEN bytes). */
+static char *proc_file(pid_t pid, const char *file, size_t *len)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+    return read_file(path, len);
+}
+
+/* /proc/PID/cmdline is TITLE alone: its bytes, then only NULs. */
+static int cmdline_is(pid_t pid, const char *title)
+{
+    size_t len;
+    char *c = proc_file(pid, "cmdline", &len);
+    int ok = c && len > strlen(title) && strcmp(c, title) == 0;
+    for (size_t i = strlen(title); ok && i < len; i++)
+        ok = c[i] == '\0';
+    free(c);
+    return ok;
+}
+
+/* /proc/PID/comm is NAME. */
+static int comm_is(pid_t pid, const char *name)
+{
+    char *c = proc_file(pid, "comm", NULL);
+    int ok = c && strlen(c) == strlen(name) + 1 && strncmp(c, name, strlen(name)) == 0;
+    free(c);
+    return ok;
+}
+
+/* The child of KIDS whose short name is COMM, or -1. */
+static pid_t kid_named(const pid_t *kids, size_t n, const char *comm)
+{
+    for (size_t i = 0; i < n; i++)
+        if (comm_is(kids[i], comm))
+            return kids[i];
+    return -1;
+}
+
+/* Waits (5 s at most) until every one of the N names is taken by one of
+ * KIDS; returns how many are. */
+static size_t wait_for_names(const pid_t *kids, size_t n, const char *const *names)
+{
+    double deadline = now() + 5;
+    size_t found;
+    do {
+        found = 0;
+        for (size_t i = 0; i < n; i++)
+            found += kid_named(kids, n, names[i]) > 0;
+    } while (found < n && now() < deadline && (pause_ms(10), 1));
+    return found;
+}
+
+/* Every process says what it is: the host names its pipeline, each child
+ * its part, in ps -o args (the command line) and in ps -o comm and top
+ * (the short name, 15 bytes: a long stage name is cut before its [N]). */
+Test(observe, processes_are_named_for_ps_and_top, .timeout = 30)
+{
+    static const char *const comms[] = {"cv:source", "cv:up", "cv:a_rather_[0]",
+                                        "cv:a_rather_[1]", "cv:sink"};
+    static const char *const titles[] = {"conveyor: source", "conveyor: up",
+                                         "conveyor: a_rather_long_stage[0]",
+                                         "conveyor: a_rather_long_stage[1]", "conveyor: sink"};
+    host_run r;
+    pid_t kids[MAX_KIDS];
+    char *ini = write_file("p.ini", "[pipeline]\n[up]\nplugin = text:upper\n"
+                                    "[a_rather_long_stage]\nplugin = text:identity\nreplicas = 2\n");
+    const char *args[] = {"-c", ini, NULL};
+    host_start(&r, args);
+    live_host = r.pid;
+    wait_for_children(r.pid, 5, kids);
+    cr_assert_eq(wait_for_names(kids, 5, comms), 5, "short names not all set");
+    for (size_t i = 0; i < 5; i++) {
+        pid_t pid = kid_named(kids, 5, comms[i]);
+        cr_assert(cmdline_is(pid, titles[i]), "process %d (%s): command line is not '%s'",
+                  (int)pid, comms[i], titles[i]);
+    }
+    char title[4200];
+    snprintf(title, sizeof title, "conveyor-host: %s", ini);
+    cr_assert(cmdline_is(r.pid, title), "the host's command line is not '%s'", title);
+    host_finish(&r, "x\n", 2, 10);
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    cr_assert_str_eq(r.out, "X\n");
+    host_run_free(&r);
+    free(ini);
+}
+
+/* A program that embeds the library without handing over its arguments'
+ * memory: the processes still get their short names, and every command
+ * line stays the program's own. */
+Test(observe, without_the_argument_memory_only_short_names_change, .timeout = 30)
+{
+    static const char *const comms[] = {"cv:source", "cv:up", "cv:sink"};
+    char embed[4096];
+    snprintf(embed, sizeof embed, "%s/tests/embed-host", env_or("CONVEYOR_BUILDDIR", "."));
+    setenv("CONVEYOR_HOST", embed, 1);
+    host_run r;
+    pid_t kids[MAX_KIDS];
+    char *ini = write_file("p.ini", "[pipeline]\n[up]\nplugin = text:upper\n");
+    const char *args[] = {ini, NULL};
+    host_start(&r, args);
+    live_host = r.pid;
+    wait_for_children(r.pid, 3, kids);
+    cr_assert_eq(wait_for_names(kids, 3, comms), 3, "short names not all set");
+    size_t hlen;
+    char *host = proc_file(r.pid, "cmdline", &hlen);
+    cr_assert(host && strstr(host, "embed-host") && hlen > strlen(host) + 1 &&
+                  strcmp(host + strlen(host) + 1, ini) == 0,
+              "the program's command line changed: %s", host ? host : "(none)");
+    for (size_t i = 0; i < 3; i++) {
+        size_t len;
+        char *c = proc_file(kids[i], "cmdline", &len);
+        cr_assert(c && len == hlen && memcmp(c, host, len) == 0,
+                  "process %d's command line is not the program's", (int)kids[i]);
+        free(c);
+    }
+    host_finish(&r, "x\n", 2, 10);
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    cr_assert_str_eq(r.out, "X\n");
+    free(host);
+    host_run_free(&r);
+    free(ini);
 }

@@ -13,6 +13,7 @@
 #include "load/plan.h"
 #include "load/loader.h"
 #include "base/log.h"
+#include "base/proctitle.h"
 #include "run/run.h"
 #include "transport/shm.h"
 #include "base/util.h"
@@ -109,6 +110,11 @@ int conveyor_cleanup_stale(void)
 void conveyor_set_verbosity(int level)
 {
     cv_log_level = level;
+}
+
+int conveyor_set_process_title_area(int argc, char **argv)
+{
+    return cv_title_take_area(argc, argv);
 }
 
 const char *conveyor_plugindir(void)

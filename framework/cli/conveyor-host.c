@@ -176,6 +176,10 @@ static int pipeline(const struct cli *o)
 int main(int argc, char **argv)
 {
     struct cli o;
+    /* First, before anything points into argv: ps then shows what each
+     * process of a run is.  Without it only the processes' short names
+     * change, so a failure is no reason to stop. */
+    (void)conveyor_set_process_title_area(argc, argv);
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0)
         return rc;

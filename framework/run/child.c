@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/proctitle.h"
 #include "base/util.h"
 #include "run/run.h"
 
@@ -552,6 +553,17 @@ static void child_inbox(cv_run *r, const cv_proc *pr)
     free(stats);
 }
 
+/* What ps and top show for process PR: "cv:upper[1]" as its short name,
+ * "conveyor: upper[1]" as its command line when the program handed over
+ * the memory for it (conveyor_set_process_title_area). */
+static void child_title(const cv_proc *pr)
+{
+    cv_title_set_name("cv:", pr->label);
+    char *title = cv_asprintf("conveyor: %s", pr->label);
+    cv_title_set(title);
+    free(title);
+}
+
 /* The one orderly end of a forked process: the host tells it from a
  * plugin's exit() by the finished flag. */
 _Noreturn static void child_exit(cv_proc_stats *ps, int code)
@@ -572,6 +584,7 @@ _Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *host_mask, int re
     if (getppid() != r->host)
         child_exit(ps, CV_CHILD_PEER_GONE);
     child_signals(host_mask);
+    child_title(pr);
 
     r->self = p;
     /* With more processes than cores a spinning process only steals the

@@ -20,6 +20,7 @@
 
 #include <conveyor/host.h>
 #include "base/log.h"
+#include "base/proctitle.h"
 #include "base/util.h"
 #include "run/run.h"
 
@@ -650,6 +651,9 @@ static void summary(cv_supervisor *sv, int status)
 int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
 {
     cv_supervisor sv = {.nprocs = plan->nprocs, .cause = -1};
+    char *title = cv_asprintf("conveyor-host: %s", plan->cfg->path);
+    cv_title_set(title);
+    free(title);
     take_signals(&sv);
     int status = cv_run_create(&sv.run, plan, stages);
     if (status == CONVEYOR_EXIT_OK && (status = stop_before_start(&sv)) != 0) {
@@ -675,6 +679,7 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
     free(sv.restarts_of);
     free(sv.before);
     free(sv.strays);
+    cv_title_restore();
     give_back_signals(&sv);
     return status;
 }

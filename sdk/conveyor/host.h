@@ -59,6 +59,26 @@ CONVEYOR_API int conveyor_cleanup_stale(void);
  * 3 debug. */
 CONVEYOR_API void conveyor_set_verbosity(int level);
 
+/* Hands the library the memory of the program's arguments, so that ps and
+ * top show what each process is: "conveyor-host: PIPELINE.ini" for the
+ * host while a pipeline runs (the original command line comes back when
+ * conveyor_pipeline_run returns), "conveyor: source", "conveyor: STAGE"
+ * ("conveyor: STAGE[REPLICA]" for a replicated stage) and "conveyor: sink"
+ * for the processes it forks.  ARGC and ARGV are main()'s.
+ *
+ * A program that calls it MUST do so at the start of main(), before it
+ * keeps any pointer into its arguments or its environment and before it
+ * starts threads: the library points every argv[i] and environ at copies
+ * (the program reads them as before) and reuses the memory the strings
+ * occupied, as setproctitle(3) implementations do.  Without this call the
+ * library still names every forked process for ps -o comm and top
+ * (PR_SET_NAME, 15 bytes: "cv:source", "cv:STAGE[REPLICA]", "cv:sink"),
+ * and leaves the command lines alone.  Returns 0, or a negative errno-style
+ * code, and then changes nothing: -EALREADY on a second call, -EINVAL when
+ * ARGV's strings are not where the kernel keeps the arguments (moved, or
+ * under a tool such as valgrind), -ENOMEM. */
+CONVEYOR_API int conveyor_set_process_title_area(int argc, char **argv);
+
 /* The installed plugin folder and the library's version. */
 CONVEYOR_API const char *conveyor_plugindir(void);
 CONVEYOR_API const char *conveyor_version(void);
