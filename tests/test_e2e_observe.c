@@ -1,8 +1,9 @@
 /*
  * test_e2e_observe.c - what the real conveyor-host tells the people who
  * watch it: the summary that ends every run (complete, failed, crashed,
- * drained, stopped by a second signal or by drain_timeout; none with -q)
- * and the names its processes show in ps and top.  Durations and rates depend on the machine: the summaries are
+ * drained, stopped by a second signal or by drain_timeout; none with -q),
+ * the names its processes show in ps and top, and its debug messages and
+ * --log-time.  Durations and rates depend on the machine: the summaries are
  * compared with those two numbers written T and R (summary_masked).
  */
 #include <criterion/criterion.h>
@@ -503,4 +504,179 @@ Test(observe, without_the_argument_memory_only_short_names_change, .timeout = 30
     free(host);
     host_run_free(&r);
     free(ini);
+}
+
+/* --- messages: debug, a stage's levels, --log-time ------------------------ */
+
+static int has_line(const char *err, const char *line)
+{
+    size_t n = strlen(line);
+    for (const char *p = err; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, line, n) == 0 && p[n] == '\n')
+            return 1;
+    return 0;
+}
+
+/* -vv says where each module was looked for and found, what the run
+ * creates and how large, and the pid of every process. */
+Test(observe, debug_shows_plugins_tried_sizes_and_pids)
+{
+    host_run r;
+    const char *vv[] = {"-vv", NULL};
+    run_with(&r, "[pipeline]\nshared_memory = 4K\n[up]\nplugin = text:upper\n"
+                 "[t]\nplugin = testplug:twice\nreplicas = 2\n",
+             "a\n", vv);
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    const char *tp = env_or("CONVEYOR_TEST_PLUGINS", "tests/plugins");
+    char line[8192];
+    const char *path = getenv("CONVEYOR_PLUGIN_PATH");
+    cr_assert_not_null(path);
+    snprintf(line, sizeof line, "conveyor-host: plugin module 'testplug': searching %s:", path);
+    cr_assert(strstr(r.err, line), "stderr: %s", r.err);
+    char first[4096];
+    snprintf(first, sizeof first, "%.*s", (int)strcspn(path, ":"), path);
+    if (strcmp(first, tp) != 0) {
+        snprintf(line, sizeof line,
+                 "conveyor-host: plugin module 'testplug': no testplug.la or testplug.so in %s",
+                 first);
+        cr_assert(has_line(r.err, line), "stderr: %s", r.err);
+    }
+    snprintf(line, sizeof line, "conveyor-host: plugin module 'testplug': loaded %s/testplug.la "
+             "(testplug 1.0, plugin ABI 1.2, ", tp);
+    cr_assert(strstr(r.err, line), "stderr: %s", r.err);
+    cr_assert(strstr(r.err, "\nconveyor-host: shared memory segment /conveyor."), "stderr: %s",
+              r.err);
+    cr_assert(strstr(r.err, ": 4096 bytes\n"), "stderr: %s", r.err);
+    cr_assert(strstr(r.err, "\nconveyor-host: 5 channels: "), "stderr: %s", r.err);
+    static const char *const procs[] = {"source", "up", "t[0]", "t[1]", "sink"};
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(line, sizeof line, "\nconveyor-host: started %s (pid ", procs[i]);
+        const char *at = strstr(r.err, line);
+        cr_assert(at && strtol(at + strlen(line), NULL, 10) > 0, "no pid for %s: %s", procs[i],
+                  r.err);
+    }
+    host_run_free(&r);
+}
+
+/* A restart's back-off and the new pid, at -vv. */
+Test(observe, debug_shows_restart_backoff)
+{
+    host_run r;
+    const char *vv[] = {"-vv", NULL};
+    run_with(&r, "[pipeline]\ntransport = ring\n[a]\nplugin = testplug:crash\nat = 2\n"
+                 "restart = on-failure\n",
+             "x\ny\n", vv);
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    cr_assert(has_line(r.err, "conveyor-host: restarting a in 20 ms (crash 1 in a row)"),
+              "stderr: %s", r.err);
+    const char *at = strstr(r.err, "\nconveyor-host: restarted a (pid ");
+    cr_assert(at && strtol(at + 33, NULL, 10) > 0, "stderr: %s", r.err);
+    host_run_free(&r);
+}
+
+/* A stage's conveyor_log: info from -v, debug only from -vv. */
+Test(observe, stage_messages_follow_the_verbosity)
+{
+    static const char ini[] = "[pipeline]\n[lv]\nplugin = testplug:levels\n";
+    static const char info[] = "conveyor-host: lv: info about 'x'\n";
+    static const char debug[] = "conveyor-host: lv: debug about 'x'\n";
+    host_run r;
+    run_text(&r, ini, "x\n");
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    cr_assert_null(strstr(r.err, info), "stderr: %s", r.err);
+    cr_assert_null(strstr(r.err, debug), "stderr: %s", r.err);
+    host_run_free(&r);
+
+    const char *v[] = {"-v", NULL};
+    run_with(&r, ini, "x\n", v);
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    cr_assert_not_null(strstr(r.err, info), "stderr: %s", r.err);
+    cr_assert_null(strstr(r.err, debug), "stderr: %s", r.err);
+    host_run_free(&r);
+
+    const char *vv[] = {"-vv", NULL};
+    run_with(&r, ini, "x\n", vv);
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    /* In the order the stage wrote them; the host's lines may come between. */
+    const char *i = strstr(r.err, info);
+    cr_assert(i && strstr(i, debug), "stderr: %s", r.err);
+    host_run_free(&r);
+}
+
+/* The length of the "YYYY-MM-DDTHH:MM:SS.mmmZ " at LINE, 0 when there is
+ * none; its time into *T (seconds since the epoch, UTC). */
+static size_t stamp_at(const char *line, time_t *t)
+{
+    struct tm tm = {0};
+    int ms, n = 0;
+    if (sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ %n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &n) != 7 || n != 25)
+        return 0;
+    for (int k = 0; k < 24; k++)
+        if (k != 4 && k != 7 && k != 10 && k != 13 && k != 16 && k != 19 && k != 23 &&
+            (line[k] < '0' || line[k] > '9'))
+            return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *t = timegm(&tm);
+    return (size_t)n;
+}
+
+/* Every line of ERR starts with a UTC time of this run; with those taken
+ * away it is WANT. */
+static void assert_stamped(const char *err, const char *want, time_t from, time_t to)
+{
+    char *rest = calloc(1, strlen(err) + 1);
+    for (const char *p = err; *p;) {
+        time_t t;
+        size_t n = stamp_at(p, &t);
+        cr_assert(n > 0, "a line without the time: %s", p);
+        cr_assert(t >= from - 1 && t <= to + 1, "a time outside the run: %.24s", p);
+        const char *eol = strchr(p, '\n');
+        cr_assert_not_null(eol);
+        strncat(rest, p + n, (size_t)(eol + 1 - p) - n);
+        p = eol + 1;
+    }
+    cr_assert_str_eq(rest, want, "stderr: %s", err);
+    free(rest);
+}
+
+/* --log-time: every line, the host's, a stage's and the summary, and the
+ * command line's own report of a refused file, starts with the time. */
+Test(observe, log_time_starts_every_line_with_the_utc_time)
+{
+    host_run r;
+    const char *lt[] = {"--log-time", NULL};
+    time_t from = time(NULL);
+    run_with(&r, "[pipeline]\n[f]\nplugin = testplug:fail\nat = 1\n", "a\n", lt);
+    cr_assert_eq(r.status, 1, "status %d, stderr: %s", r.status, r.err);
+    char *err = strdup(r.err);
+    /* The duration and rate vary: cut the summary's first line there. */
+    char *head = strstr(err, "conveyor-host: failed after ");
+    cr_assert_not_null(head, "stderr: %s", r.err);
+    char *colon = strstr(head, " s: 1 item read, 0 written, ");
+    char *eol = colon ? strchr(colon, '\n') : NULL;
+    cr_assert(colon && eol && strncmp(eol - 8, " items/s", 8) == 0, "stderr: %s", r.err);
+    memmove(head + strlen("conveyor-host: failed after"), eol, strlen(eol) + 1);
+    assert_stamped(err,
+                   "conveyor-host: f: error: failing item 1 as asked: 'a'\n"
+                   "conveyor-host: f: error: stage 'f' failed item 1 (process returned -1)\n"
+                   "conveyor-host: error: the pipeline is stopped: stage 'f' failed\n"
+                   "conveyor-host: failed after\n"
+                   "conveyor-host:   f: 1 in, 0 out, 1 failed, 0 restarts\n"
+                   "conveyor-host: no items were in flight\n",
+                   from, time(NULL));
+    free(err);
+    host_run_free(&r);
+
+    run_with(&r, "[pipeline]\n[f]\nplugin = nosuch:stage\n", NULL, lt);
+    cr_assert_eq(r.status, 3, "status %d, stderr: %s", r.status, r.err);
+    const char *msg = strstr(r.err, "conveyor-host: ");
+    cr_assert(msg && strstr(msg, "p.ini:3: [f] plugin = nosuch:stage: plugin module 'nosuch' "
+                                 "not found"), "stderr: %s", r.err);
+    time_t t;
+    cr_assert_eq(stamp_at(r.err, &t), 25, "stderr: %s", r.err);
+    cr_assert_eq(msg, r.err + 25, "stderr: %s", r.err);
+    cr_assert_eq(strchr(r.err, '\n'), r.err + r.errlen - 1, "one line: %s", r.err);
+    host_run_free(&r);
 }

@@ -284,6 +284,9 @@ static void fork_all(cv_supervisor *sv)
         sv->pids[p] = pid;
         sv->alive++;
     }
+    if (cv_log_level >= 3)
+        for (size_t p = 0; p < sv->nprocs && sv->pids[p] > 0; p++)
+            cv_debug("started %s (pid %ld)", r->plan->procs[p].label, (long)sv->pids[p]);
     /* The host holds no channel ends: end of stream depends on it. */
     for (size_t c = 0; c < r->plan->nchans; c++)
         cv_channel_keep(r->chans[c], CV_END_NONE);
@@ -353,6 +356,8 @@ static int restart_child(cv_supervisor *sv, int p, int status)
     /* A short backoff, growing with the crashes in a row. */
     unsigned row = sv->in_row[p];
     struct timespec backoff = {0, (long)(10 * 1000000L) << (row < 6 ? row : 6)};
+    cv_debug("restarting %s in %ld ms (crash %u in a row)", pr->label,
+             backoff.tv_nsec / 1000000L, row);
     nanosleep(&backoff, NULL);
     fflush(NULL);
     pid_t pid = fork();
@@ -366,6 +371,7 @@ static int restart_child(cv_supervisor *sv, int p, int status)
     sv->alive++;
     sv->restarts++;
     sv->restarts_of[p]++;
+    cv_debug("restarted %s (pid %ld)", pr->label, (long)pid);
     return 1;
 }
 

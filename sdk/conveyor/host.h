@@ -56,8 +56,23 @@ CONVEYOR_API int conveyor_list_plugins(const char *extra_path, FILE *out);
 CONVEYOR_API int conveyor_cleanup_stale(void);
 
 /* 0 errors only, 1 warnings and the end-of-run summary (default), 2 info,
- * 3 debug. */
+ * 3 debug (plugin search, sizes of what a run creates, process ids). */
 CONVEYOR_API void conveyor_set_verbosity(int level);
+
+/* When ON is non-zero, every line the library writes to standard error,
+ * in the host and in every process it forks, starts with the UTC time to
+ * the millisecond: "2024-05-01T12:34:56.789Z conveyor-host: ...". */
+CONVEYOR_API void conveyor_set_log_time(int on);
+
+/* Writes one line to standard error as the library writes its own:
+ * "conveyor-host: " and the text, after the time when conveyor_set_log_time
+ * asked for it, in one write().  Shown at every verbosity: for what the
+ * program itself must report (a refused file, a bad command line). */
+CONVEYOR_API void conveyor_message(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
 
 /* Hands the library the memory of the program's arguments, so that ps and
  * top show what each process is: "conveyor-host: PIPELINE.ini" for the
