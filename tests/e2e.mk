@@ -2,7 +2,7 @@
 E2E_SOURCES = tests/harness.c tests/harness.h
 E2E_TESTS = tests/test_e2e_linear tests/test_e2e_failures tests/test_e2e_config \
 	tests/test_e2e_topology tests/test_e2e_abi tests/test_e2e_restart tests/test_e2e_pool \
-	tests/test_e2e_io
+	tests/test_e2e_io tests/test_e2e_observe
 check_PROGRAMS += $(E2E_TESTS)
 TESTS += $(E2E_TESTS)
 # The tests run conveyor-host and the plugins: build them first.
@@ -39,6 +39,17 @@ tests_test_e2e_pool_LDADD = $(CRITERION_LIBS)
 tests_test_e2e_io_SOURCES = tests/test_e2e_io.c $(E2E_SOURCES)
 tests_test_e2e_io_CFLAGS = $(TEST_CFLAGS)
 tests_test_e2e_io_LDADD = $(CRITERION_LIBS)
+
+tests_test_e2e_observe_SOURCES = tests/test_e2e_observe.c $(E2E_SOURCES)
+tests_test_e2e_observe_CFLAGS = $(TEST_CFLAGS)
+tests_test_e2e_observe_LDADD = $(CRITERION_LIBS)
+
+# A program embedding the library without handing over its arguments'
+# memory (test_e2e_observe runs it).
+check_PROGRAMS += tests/embed-host
+tests_embed_host_SOURCES = tests/embed-host.c
+tests_embed_host_LDADD = framework/libconveyor.la
+EXTRA_tests_test_e2e_observe_DEPENDENCIES = tests/embed-host
 
 # Unit tests of graph validation and compilation.
 check_PROGRAMS += tests/test_graph

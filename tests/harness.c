@@ -1,6 +1,7 @@
 /*
  * harness.c - runs the real conveyor-host for end-to-end tests (harness.h).
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -245,4 +246,133 @@ const char *host_binary(void)
     snprintf(lib, sizeof lib, "%s/framework/.libs%s%s", build, old ? ":" : "", old ? old : "");
     setenv("LD_LIBRARY_PATH", lib, 1);
     return path;
+}
+
+/* The line at P is the first line of a summary. */
+static int summary_head_at(const char *p)
+{
+    static const char *const heads[] = {"done in ", "failed after ", "stopped by SIG",
+                                        "the output was closed after "};
+    static const char prefix[] = "conveyor-host: ";
+    if (strncmp(p, prefix, strlen(prefix)) != 0)
+        return 0;
+    p += strlen(prefix);
+    for (size_t i = 0; i < sizeof heads / sizeof *heads; i++)
+        if (strncmp(p, heads[i], strlen(heads[i])) == 0) {
+            const char *eol = strchr(p, '\n');
+            const char *rate = strstr(p, " items/s\n");
+            return eol && rate && rate + strlen(" items/s") == eol;
+        }
+    return 0;
+}
+
+/* The line at P can follow a summary's first line. */
+static int summary_rest_at(const char *p)
+{
+    static const char *const rest[] = {"conveyor-host:   ", "conveyor-host: no items were in flight\n",
+                                       "conveyor-host: 1 item was in flight and is not in the "
+                                       "output\n"};
+    for (size_t i = 0; i < sizeof rest / sizeof *rest; i++)
+        if (strncmp(p, rest[i], strlen(rest[i])) == 0)
+            return 1;
+    unsigned long long n;
+    int end = 0;
+    return sscanf(p, "conveyor-host: %llu items were in flight and are not in the output\n%n", &n,
+                  &end) == 1 && end > 0 && p[end - 1] == '\n';
+}
+
+const char *summary_in(const char *err)
+{
+    const char *found = NULL;
+    for (const char *p = err; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (summary_head_at(p))
+            found = p;
+    if (!found)
+        return NULL;
+    for (const char *p = strchr(found, '\n') + 1; *p; p = strchr(p, '\n') + 1)
+        if (!strchr(p, '\n') || !summary_rest_at(p))
+            return NULL;
+    return found;
+}
+
+char *messages_of(const char *err)
+{
+    const char *s = summary_in(err);
+    size_t n = s ? (size_t)(s - err) : strlen(err);
+    char *m = malloc(n + 1);
+    memcpy(m, err, n);
+    m[n] = '\0';
+    return m;
+}
+
+/* Replaces the number that ends just before AT in BUF (LEN bytes) by
+ * WITH; returns the new length. */
+static size_t mask_number_before(char *buf, size_t len, char *at, char with)
+{
+    char *start = at;
+    while (start > buf && (isdigit((unsigned char)start[-1]) || start[-1] == '.'))
+        start--;
+    if (start == at)
+        return len;
+    *start = with;
+    memmove(start + 1, at, len - (size_t)(at - buf) + 1);
+    return len - (size_t)(at - start) + 1;
+}
+
+char *summary_masked(const char *err)
+{
+    const char *s = summary_in(err);
+    char *m = strdup(s ? s : "");
+    size_t len = strlen(m);
+    char *eol = strchr(m, '\n');
+    if (!eol)
+        return m;
+    char *rate = strstr(m, " items/s\n");
+    len = mask_number_before(m, len, rate, 'R');
+    char *secs = strstr(m, " s: ");
+    if (secs)
+        mask_number_before(m, len, secs, 'T');
+    return m;
+}
+
+int proc_stat(pid_t pid, char *state, pid_t *ppid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    /* "pid (comm) S ppid ...": comm may hold spaces and parentheses. */
+    char *rp = strrchr(buf, ')');
+    int pp;
+    if (!rp || sscanf(rp + 1, " %c %d", state, &pp) != 2)
+        return -1;
+    *ppid = (pid_t)pp;
+    return 0;
+}
+
+size_t children_of(pid_t host, pid_t *kids, size_t max)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    size_t n = 0;
+    if (!d)
+        return 0;
+    while ((e = readdir(d)) && n < max) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        char st;
+        pid_t pp;
+        if (*end || pid <= 0)
+            continue;
+        if (proc_stat((pid_t)pid, &st, &pp) == 0 && pp == host && st != 'Z')
+            kids[n++] = (pid_t)pid;
+    }
+    closedir(d);
+    return n;
 }

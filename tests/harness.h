@@ -48,6 +48,25 @@ char *write_bytes(const char *name, const void *data, size_t len);
 /* Reads a whole file (malloc'd, NUL-terminated); NULL when missing. */
 char *read_file(const char *path, size_t *len);
 
+/* The summary conveyor-host ends every run with, unless -q (its first
+ * line "conveyor-host: done in ...", "failed after ...", "stopped by SIGx
+ * after ..." or "the output was closed after ...", a line per stage
+ * process, and after anything but a complete run the items in flight):
+ * where it starts in ERR, or NULL when ERR does not end with one. */
+const char *summary_in(const char *err);
+/* ERR without its summary (malloc'd): the messages of the run itself. */
+char *messages_of(const char *err);
+/* The summary in ERR (malloc'd; "" when none) with the two numbers that
+ * depend on timing, the duration and the rate, written T and R:
+ * "conveyor-host: done in T s: 3 items read, 3 written, R items/s\n...". */
+char *summary_masked(const char *err);
+
+/* The state letter and parent of process PID, from /proc/PID/stat: 0, or
+ * -1 when it does not exist. */
+int proc_stat(pid_t pid, char *state, pid_t *ppid);
+/* The live (not zombie) children of HOST, at most MAX, into KIDS. */
+size_t children_of(pid_t host, pid_t *kids, size_t max);
+
 /* How many /dev/shm entries the host PID left behind. */
 int shm_left(pid_t pid);
 

@@ -4,6 +4,7 @@
  * stale segments.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "load/plan.h"
 #include "load/loader.h"
 #include "base/log.h"
+#include "base/proctitle.h"
 #include "run/run.h"
 #include "transport/shm.h"
 #include "base/util.h"
@@ -109,6 +111,24 @@ int conveyor_cleanup_stale(void)
 void conveyor_set_verbosity(int level)
 {
     cv_log_level = level;
+}
+
+void conveyor_set_log_time(int on)
+{
+    cv_log_set_time(on != 0);
+}
+
+void conveyor_message(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cv_vreport(fmt, ap);
+    va_end(ap);
+}
+
+int conveyor_set_process_title_area(int argc, char **argv)
+{
+    return cv_title_take_area(argc, argv);
 }
 
 const char *conveyor_plugindir(void)

@@ -2,15 +2,36 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "base/log.h"
 
 int cv_log_level = 1;
+static int log_time;
 static const char *origin;
 
 void cv_log_set_origin(const char *o)
 {
     origin = o;
+}
+
+void cv_log_set_time(int on)
+{
+    log_time = on;
+}
+
+/* "2024-05-01T12:34:56.789Z " into BUF (at least 26 bytes); its length. */
+static int timestamp(char *buf, size_t n)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (!gmtime_r(&ts.tv_sec, &tm))
+        return 0;
+    int len = snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ", tm.tm_year + 1900,
+                       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                       ts.tv_nsec / 1000000L);
+    return len < 0 || (size_t)len >= n ? 0 : len;
 }
 
 /* One line at LEVEL, labelled LABEL ("error: ", or ""). */
@@ -21,15 +42,17 @@ static void vlog_as(int level, const char *label, const char *fmt, va_list ap)
 {
     char line[4096];
     int saved = errno;
-    int n;
+    int n = 0;
 
     if (level > cv_log_level)
         return;
-    n = snprintf(line, sizeof line, "conveyor-host: %s%s%s", origin ? origin : "",
-                 origin ? ": " : "", label);
-    if (n < 0 || (size_t)n >= sizeof line)
-        n = 0;
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    if (log_time)
+        n = timestamp(line, sizeof line);
+    int m = snprintf(line + n, sizeof line - (size_t)n, "conveyor-host: %s%s%s",
+                     origin ? origin : "", origin ? ": " : "", label);
+    if (m > 0 && (size_t)m < sizeof line - (size_t)n)
+        n += m;
+    m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
     if (m < 0)
         m = 0;
     n += m;
@@ -54,6 +77,11 @@ void cv_notice(const char *fmt, ...)
     va_start(ap, fmt);
     vlog_as(1, "", fmt, ap);
     va_end(ap);
+}
+
+void cv_vreport(const char *fmt, va_list ap)
+{
+    vlog_as(0, "", fmt, ap);
 }
 
 void cv_log(int level, const char *fmt, ...)

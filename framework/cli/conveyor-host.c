@@ -24,21 +24,26 @@ static const char usage_text[] =
     "      --list-plugins    list every MODULE:STAGE on the plugin search path\n"
     "      --plugin-path DIRS  ':'-separated folders to search for plugins\n"
     "      --cleanup         remove shared-memory segments left by hosts that died\n"
-    "  -v, --verbose         say more (repeat for debug messages)\n"
-    "  -q, --quiet           say only errors\n"
+    "  -v, --verbose         say more; -vv adds debug messages (plugins tried,\n"
+    "                        sizes, process ids, restart back-off)\n"
+    "  -q, --quiet           say only errors (no warnings, no summary at the end)\n"
+    "      --log-time        start every message with the UTC time (ISO 8601, ms)\n"
     "  -h, --help            show this help\n"
     "  -V, --version         show the version\n"
+    "\n"
+    "A run ends with a summary on standard error: its duration, items read and\n"
+    "written, the rate, and each stage process's items and restarts.\n"
     "\n"
     "Plugins are searched in the pipeline's plugin_path, then --plugin-path,\n"
     "then $CONVEYOR_PLUGIN_PATH, then %s.\n"
     "Exit status: 0 done, 1 a stage failed or crashed, 2 bad command line or\n"
     "configuration, 3 a plugin could not be loaded, 128+N stopped by signal N.\n";
 
-enum { OPT_CHECK = 256, OPT_GRAPH, OPT_LIST, OPT_PLUGIN_PATH, OPT_CLEANUP };
+enum { OPT_CHECK = 256, OPT_GRAPH, OPT_LIST, OPT_PLUGIN_PATH, OPT_CLEANUP, OPT_LOG_TIME };
 
 static int usage_error(const char *msg)
 {
-    fprintf(stderr, "conveyor-host: %s (see conveyor-host --help)\n", msg);
+    conveyor_message("%s (see conveyor-host --help)", msg);
     return CONVEYOR_EXIT_CONFIG;
 }
 
@@ -74,6 +79,7 @@ static int parse_args(int argc, char **argv, struct cli *o)
         {"list-plugins", no_argument, NULL, OPT_LIST},
         {"plugin-path", required_argument, NULL, OPT_PLUGIN_PATH},
         {"cleanup", no_argument, NULL, OPT_CLEANUP},
+        {"log-time", no_argument, NULL, OPT_LOG_TIME},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -93,6 +99,8 @@ static int parse_args(int argc, char **argv, struct cli *o)
         case OPT_LIST: o->list = 1; break;
         case OPT_PLUGIN_PATH: prepend_plugin_path(optarg); break;
         case OPT_CLEANUP: o->cleanup = 1; break;
+        /* At once: a bad option after it is reported with the time too. */
+        case OPT_LOG_TIME: conveyor_set_log_time(1); break;
         case 'v': o->verbosity++; break;
         case 'q': o->verbosity = 0; break;
         case 'h': printf(usage_text, conveyor_plugindir()); return CONVEYOR_EXIT_OK;
@@ -119,7 +127,7 @@ static int cleanup_stale(const struct cli *o)
 {
     int n = conveyor_cleanup_stale();
     if (n < 0) {
-        fprintf(stderr, "conveyor-host: cannot scan for stale segments: %s\n", strerror(-n));
+        conveyor_message("cannot scan for stale segments: %s", strerror(-n));
         return CONVEYOR_EXIT_FAILED;
     }
     if (o->verbosity > 0)
@@ -136,7 +144,7 @@ static int list_plugins(const struct cli *o)
     if (o->config) {
         int rc = conveyor_pipeline_open(o->config, &pl, err, sizeof err);
         if (rc != CONVEYOR_EXIT_OK && rc != CONVEYOR_EXIT_PLUGIN) {
-            fprintf(stderr, "conveyor-host: %s\n", err);
+            conveyor_message("%s", err);
             return rc;
         }
         extra = pl ? conveyor_pipeline_plugin_path(pl) : NULL;
@@ -153,7 +161,7 @@ static int pipeline(const struct cli *o)
     char err[2048];
     int rc = conveyor_pipeline_open(o->config, &pl, err, sizeof err);
     if (rc != CONVEYOR_EXIT_OK) {
-        fprintf(stderr, "conveyor-host: %s\n", err);
+        conveyor_message("%s", err);
         return rc;
     }
     if (o->check) {
@@ -173,6 +181,10 @@ static int pipeline(const struct cli *o)
 int main(int argc, char **argv)
 {
     struct cli o;
+    /* First, before anything points into argv: ps then shows what each
+     * process of a run is.  Without it only the processes' short names
+     * change, so a failure is no reason to stop. */
+    (void)conveyor_set_process_title_area(argc, argv);
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0)
         return rc;

@@ -268,6 +268,9 @@ static int open_module(cv_loader *l, const char *dir, const char *name, cv_modul
     m->bound = bound;
     m->desc = d;
     m->stages = read_stages(d, stride, &m->nstages);
+    cv_debug("plugin module '%s': loaded %s (%s %s, plugin ABI %u.%u, %zu stage%s)", name, path,
+             d->name, d->version ? d->version : "", d->abi_major, d->abi_minor, m->nstages,
+             m->nstages == 1 ? "" : "s");
     l->mods = cv_realloc(l->mods, (l->nmods + 1) * sizeof *l->mods);
     l->mods[l->nmods++] = m;
     *out = m;
@@ -289,10 +292,16 @@ static int find_module(cv_loader *l, const char *name, cv_module **out, char *er
         snprintf(err, errlen, "'%s' is not a module name", name);
         return -ENOENT;
     }
+    if (cv_log_level >= 3) {
+        char *sp = search_path_text(l);
+        cv_debug("plugin module '%s': searching %s", name, sp);
+        free(sp);
+    }
     for (size_t i = 0; i < l->ndirs; i++) {
         int rc = open_module(l, l->dirs[i], name, out, err, errlen);
         if (rc != -ENOENT)
             return rc;
+        cv_debug("plugin module '%s': no %s.la or %s.so in %s", name, name, name, l->dirs[i]);
     }
     char *sp = search_path_text(l);
     snprintf(err, errlen, "plugin module '%s' not found (looked for %s.la and %s.so in %s)", name,

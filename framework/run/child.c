@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/proctitle.h"
 #include "base/util.h"
 #include "run/run.h"
 
@@ -59,9 +60,12 @@ static int exit_for_error(int rc)
 }
 
 /* Flushes and closes the outputs at the end of the stream: CV_CHILD_OK, or
- * the exit code for what went wrong. */
+ * the exit code for what went wrong.  The counters are published first:
+ * once consumers see the end, a stop may kill this process before it
+ * exits, and the host's summary reads them. */
 static int finish_outputs(cv_run *r, const char *who)
 {
+    cv_run_publish_counts(r);
     int rc = cv_run_close_outputs(r);
     if (rc < 0 && !peer_gone(rc))
         cv_error("%s: closing its outputs: %s", who, strerror(-rc));
@@ -111,6 +115,9 @@ static int source_before_read(void *arg, int fd)
             return -EINTR;
         if (n != 0)
             return 0;
+        /* The input has nothing: a wait like any other (cv_run_wait), so
+         * the counters the host reads are current while it lasts. */
+        cv_run_publish_counts(r);
         cv_run_sync_watermarks(r);
         int rc = cv_channels_wait(NULL, 0, r->outs, r->nouts, fd, -1, &open_mask);
         if (rc < 0)
@@ -329,6 +336,7 @@ static int stage_poison(cv_run *r, const cv_stage_cfg *st, const cv_record *rec,
             "instead of processed", who, rec->seq, st->max_restarts, st->dead_letter_path);
     ps->poison = 0;
     ps->failed++;
+    r->n_in++;
     r->n_done++;
     cv_run_publish_counts(r);
     cv_inbox_ack(&r->inbox);
@@ -361,6 +369,7 @@ static inline int stage_item(cv_run *r, cv_proc_stats *ps, const conveyor_stage 
     if (prc != 0) {
         if (st->on_error == CV_ON_ERROR_FAIL) {
             cv_error("%s failed item %" PRIu64 " (process returned %d)", who, rec->seq, prc);
+            ps->failed++;
             return CV_CHILD_ITEM_FAILED;
         }
         ps->failed++;
@@ -544,6 +553,17 @@ static void child_inbox(cv_run *r, const cv_proc *pr)
     free(stats);
 }
 
+/* What ps and top show for process PR: "cv:upper[1]" as its short name,
+ * "conveyor: upper[1]" as its command line when the program handed over
+ * the memory for it (conveyor_set_process_title_area). */
+static void child_title(const cv_proc *pr)
+{
+    cv_title_set_name("cv:", pr->label);
+    char *title = cv_asprintf("conveyor: %s", pr->label);
+    cv_title_set(title);
+    free(title);
+}
+
 /* The one orderly end of a forked process: the host tells it from a
  * plugin's exit() by the finished flag. */
 _Noreturn static void child_exit(cv_proc_stats *ps, int code)
@@ -564,6 +584,7 @@ _Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *host_mask, int re
     if (getppid() != r->host)
         child_exit(ps, CV_CHILD_PEER_GONE);
     child_signals(host_mask);
+    child_title(pr);
 
     r->self = p;
     /* With more processes than cores a spinning process only steals the

@@ -1,8 +1,9 @@
 /*
  * resources.c - what a run creates before the first fork and removes on
- * every way out: the input and output files (never one and the same), the user's shared segment,
- * the shared area (locks, counters, doorbells), the pool of large items and
- * the channels, sized for the plan.
+ * every way out: the input and output files (never one and the same), the
+ * user's shared segment, the shared area (locks, counters, doorbells), the
+ * pool of large items and the channels, sized for the plan (-vv says how
+ * large).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -153,8 +154,11 @@ static int create_pool(cv_run *r)
 {
     const cv_config *cfg = r->cfg;
     r->large = SIZE_MAX;
-    if (cfg->transport != CV_TRANSPORT_RING || !cfg->pool_size)
+    if (cfg->transport != CV_TRANSPORT_RING || !cfg->pool_size) {
+        cv_debug("no pool of large items (%s)", cfg->transport != CV_TRANSPORT_RING
+                                                     ? "transport = pipe" : "pool_size = 0");
         return 0;
+    }
     size_t size = cfg->pool_size == CV_POOL_AUTO ? pool_auto_size(r->plan) : cfg->pool_size;
     r->pool = cv_pool_create(size);
     if (!r->pool) {
@@ -168,6 +172,8 @@ static int create_pool(cv_run *r)
         return -ENOMEM;
     }
     r->large = cfg->pool_threshold;
+    cv_debug("pool of large items: %zu bytes; items of %zu bytes or more go by reference", size,
+             r->large);
     return 0;
 }
 
@@ -176,6 +182,12 @@ static int create_channels(cv_run *r)
     const cv_plan *plan = r->plan;
     const cv_config *cfg = r->cfg;
     r->chans = cv_calloc(plan->nchans + 1, sizeof *r->chans);
+    if (cfg->transport == CV_TRANSPORT_PIPE)
+        cv_debug("%zu channel%s: pipes", plan->nchans, plan->nchans == 1 ? "" : "s");
+    else
+        cv_debug("%zu channel%s: rings of %zu bytes, each holding at most %zu bytes of items",
+                 plan->nchans, plan->nchans == 1 ? "" : "s", ring_capacity(plan, r->large),
+                 channel_budget(plan));
     for (size_t c = 0; c < plan->nchans; c++) {
         const cv_chan_desc *cd = &plan->chans[c];
         if (cfg->transport == CV_TRANSPORT_PIPE)
@@ -206,6 +218,11 @@ int cv_run_create(cv_run *r, const cv_plan *plan, const conveyor_stage *const *s
         cv_error("%s: %s", cfg->path, err);
         return CONVEYOR_EXIT_CONFIG;
     }
+    if (r->seg.addr)
+        cv_debug("shared memory segment %s: %zu bytes%s", r->seg.name, r->seg.size,
+                 r->seg.readonly ? ", read-only in the stages" : "");
+    else
+        cv_debug("no shared memory segment (shared_memory is not set)");
     if (create_pool(r) < 0 || open_output(r) < 0)
         return CONVEYOR_EXIT_CONFIG;
     /* The stages' environment names this run's segment, never one the

@@ -50,7 +50,8 @@ typedef struct cv_proc_stats {
     _Alignas(64) volatile uint64_t current;  /* seq of the item in process(), 0 when none */
     volatile uint64_t items_in;
     volatile uint64_t items_out;
-    volatile uint64_t failed;   /* items that failed and were skipped or dead-lettered */
+    volatile uint64_t failed;   /* items that failed: skipped, dead-lettered, or the
+                                   one that stopped the pipeline (on_error = fail) */
     volatile uint64_t done;     /* items finished (process returned) */
     volatile uint64_t poison;   /* restart: dead-letter this item instead of processing it */
     volatile uint32_t phase;    /* CV_PHASE_*: where the process is */

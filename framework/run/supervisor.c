@@ -20,6 +20,7 @@
 
 #include <conveyor/host.h>
 #include "base/log.h"
+#include "base/proctitle.h"
 #include "base/util.h"
 #include "run/run.h"
 
@@ -31,6 +32,7 @@ typedef struct cv_supervisor {
     int alive;
     unsigned *in_row;           /* crashes in a row without finishing an item */
     uint64_t *done_at_crash;    /* items done at the last crash */
+    unsigned *restarts_of;      /* per process: how often it was started again */
     unsigned restarts;
     int stopping;               /* everything has been sent SIGKILL */
     int draining_sig;           /* the first SIGINT/SIGTERM/SIGHUP, or 0 */
@@ -282,6 +284,9 @@ static void fork_all(cv_supervisor *sv)
         sv->pids[p] = pid;
         sv->alive++;
     }
+    if (cv_log_level >= 3)
+        for (size_t p = 0; p < sv->nprocs && sv->pids[p] > 0; p++)
+            cv_debug("started %s (pid %ld)", r->plan->procs[p].label, (long)sv->pids[p]);
     /* The host holds no channel ends: end of stream depends on it. */
     for (size_t c = 0; c < r->plan->nchans; c++)
         cv_channel_keep(r->chans[c], CV_END_NONE);
@@ -351,6 +356,8 @@ static int restart_child(cv_supervisor *sv, int p, int status)
     /* A short backoff, growing with the crashes in a row. */
     unsigned row = sv->in_row[p];
     struct timespec backoff = {0, (long)(10 * 1000000L) << (row < 6 ? row : 6)};
+    cv_debug("restarting %s in %ld ms (crash %u in a row)", pr->label,
+             backoff.tv_nsec / 1000000L, row);
     nanosleep(&backoff, NULL);
     fflush(NULL);
     pid_t pid = fork();
@@ -363,6 +370,8 @@ static int restart_child(cv_supervisor *sv, int p, int status)
     sv->pids[p] = pid;
     sv->alive++;
     sv->restarts++;
+    sv->restarts_of[p]++;
+    cv_debug("restarted %s (pid %ld)", pr->label, (long)pid);
     return 1;
 }
 
@@ -431,7 +440,9 @@ static void child_ended(cv_supervisor *sv, int p, int status)
 }
 
 /* Items in the channels and in the hands of stages: what a stop now would
- * drop. */
+ * drop.  A process that ended in the middle of an item (it failed it, or
+ * was killed) still names it in current: that item is not in the output
+ * either.  A restarted process starts with current cleared. */
 static uint64_t in_flight(const cv_supervisor *sv)
 {
     const cv_run *r = &sv->run;
@@ -441,7 +452,7 @@ static uint64_t in_flight(const cv_supervisor *sv)
         n += sent > received ? sent - received : 0;
     }
     for (size_t p = 0; p < sv->nprocs; p++)
-        if (sv->pids[p] > 0 && r->pstats[p].current)
+        if (r->pstats[p].current)
             n++;
     return n;
 }
@@ -582,36 +593,82 @@ static int exit_status(cv_supervisor *sv)
     return sv->draining_sig ? 128 + sv->draining_sig : CONVEYOR_EXIT_OK;
 }
 
+static const char *plural(uint64_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
+/* The summary's first line: how the run ended, after how long, and what
+ * went through. */
+static void summary_head(const cv_supervisor *sv, int status, double secs)
+{
+    const cv_run *r = &sv->run;
+    uint64_t read = r->pstats[0].items_out, written = r->pstats[sv->nprocs - 1].items_out;
+    char how[64];
+    if (status > 128)
+        snprintf(how, sizeof how, "stopped by SIG%s after", cv_sig_name(status - 128));
+    else if (status != CONVEYOR_EXIT_OK)
+        snprintf(how, sizeof how, "failed after");
+    else if (sv->cause >= 0)
+        snprintf(how, sizeof how, "the output was closed after");  /* its reader went away */
+    else
+        snprintf(how, sizeof how, "done in");
+    cv_notice("%s %.3f s: %" PRIu64 " item%s read, %" PRIu64 " written, %.0f items/s", how, secs,
+              read, plural(read), written, secs > 0 ? (double)read / secs : 0.0);
+}
+
+/* At the end of every run, at the default verbosity: the duration, the
+ * items read and written and the rate, a line per stage process, and after
+ * anything but a complete run what was in flight.  The counters are what
+ * each process last published (cv_run_publish_counts: before it waits,
+ * before it closes its outputs and when it exits), read once every child
+ * is reaped, so they are exact for every process that ended on its own --
+ * all of them after a complete run or a drain.  A process killed by a stop
+ * (a failure elsewhere, a second signal, drain_timeout) or by a crash is
+ * counted up to its last wait: its line says "killed" (the items read and
+ * written are the input reader's and the output writer's counts, as
+ * exact as they are), and the item it held is counted in flight. */
 static void summary(cv_supervisor *sv, int status)
 {
     const cv_run *r = &sv->run;
-    size_t n = sv->nprocs;
-    if (status == CONVEYOR_EXIT_OK && cv_log_level >= 2) {
-        cv_info("done: %" PRIu64 " items read, %" PRIu64 " written", r->pstats[0].items_out,
-                r->pstats[n - 1].items_out);
-        for (size_t p = 1; p + 1 < n; p++)
-            cv_info("  %s: %" PRIu64 " in, %" PRIu64 " out, %" PRIu64 " failed",
-                    r->plan->procs[p].label, r->pstats[p].items_in, r->pstats[p].items_out,
-                    r->pstats[p].failed);
-    }
     if (sv->restarts)
         cv_warn("%u stage restart%s during the run", sv->restarts, sv->restarts == 1 ? "" : "s");
+    if (cv_log_level < 1)
+        return;
+    summary_head(sv, status, seconds_since(&sv->started));
+    for (size_t p = 1; p + 1 < sv->nprocs; p++) {
+        const cv_proc_stats *ps = &r->pstats[p];
+        unsigned restarts = sv->restarts_of ? sv->restarts_of[p] : 0;
+        cv_notice("  %s: %" PRIu64 " in, %" PRIu64 " out, %" PRIu64 " failed, %u restart%s%s",
+                  r->plan->procs[p].label, ps->items_in, ps->items_out, ps->failed, restarts,
+                  plural(restarts), sv->pids && !ps->finished ? " (killed)" : "");
+    }
+    if (status == CONVEYOR_EXIT_OK && sv->cause < 0)
+        return;
+    uint64_t n = in_flight(sv);
+    if (n == 0)
+        cv_notice("no items were in flight");
+    else if (n == 1)
+        cv_notice("1 item was in flight and is not in the output");
+    else
+        cv_notice("%" PRIu64 " items were in flight and are not in the output", n);
 }
 
 int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
 {
     cv_supervisor sv = {.nprocs = plan->nprocs, .cause = -1};
+    char *title = cv_asprintf("conveyor-host: %s", plan->cfg->path);
+    cv_title_set(title);
+    free(title);
     take_signals(&sv);
     int status = cv_run_create(&sv.run, plan, stages);
-    if (status == CONVEYOR_EXIT_OK) {
-        int stopped = stop_before_start(&sv);
-        if (stopped)
-            status = stopped;
-    }
-    if (status == CONVEYOR_EXIT_OK) {
+    if (status == CONVEYOR_EXIT_OK && (status = stop_before_start(&sv)) != 0) {
+        summary(&sv, status);
+    } else if (status == CONVEYOR_EXIT_OK) {
         sv.pids = cv_calloc(sv.nprocs, sizeof *sv.pids);
         sv.in_row = cv_calloc(sv.nprocs, sizeof *sv.in_row);
         sv.done_at_crash = cv_calloc(sv.nprocs, sizeof *sv.done_at_crash);
+        sv.restarts_of = cv_calloc(sv.nprocs, sizeof *sv.restarts_of);
         each_child(&sv, remember_child);
         fork_all(&sv);
         supervise(&sv);
@@ -625,8 +682,10 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
     free(sv.pids);
     free(sv.in_row);
     free(sv.done_at_crash);
+    free(sv.restarts_of);
     free(sv.before);
     free(sv.strays);
+    cv_title_restore();
     give_back_signals(&sv);
     return status;
 }

@@ -55,8 +55,44 @@ CONVEYOR_API int conveyor_list_plugins(const char *extra_path, FILE *out);
  * the number removed, or a negative errno-style code. */
 CONVEYOR_API int conveyor_cleanup_stale(void);
 
-/* 0 errors only, 1 warnings (default), 2 info, 3 debug. */
+/* 0 errors only, 1 warnings and the end-of-run summary (default), 2 info,
+ * 3 debug (plugin search, sizes of what a run creates, process ids). */
 CONVEYOR_API void conveyor_set_verbosity(int level);
+
+/* When ON is non-zero, every line the library writes to standard error,
+ * in the host and in every process it forks, starts with the UTC time to
+ * the millisecond: "2024-05-01T12:34:56.789Z conveyor-host: ...". */
+CONVEYOR_API void conveyor_set_log_time(int on);
+
+/* Writes one line to standard error as the library writes its own:
+ * "conveyor-host: " and the text, after the time when conveyor_set_log_time
+ * asked for it, in one write().  Shown at every verbosity: for what the
+ * program itself must report (a refused file, a bad command line). */
+CONVEYOR_API void conveyor_message(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* Hands the library the memory of the program's arguments, so that ps and
+ * top show what each process is: "conveyor-host: PIPELINE.ini" for the
+ * host while a pipeline runs (the original command line comes back when
+ * conveyor_pipeline_run returns), "conveyor: source", "conveyor: STAGE"
+ * ("conveyor: STAGE[REPLICA]" for a replicated stage) and "conveyor: sink"
+ * for the processes it forks.  ARGC and ARGV are main()'s.
+ *
+ * A program that calls it MUST do so at the start of main(), before it
+ * keeps any pointer into its arguments or its environment and before it
+ * starts threads: the library points every argv[i] and environ at copies
+ * (the program reads them as before) and reuses the memory the strings
+ * occupied, as setproctitle(3) implementations do.  Without this call the
+ * library still names every forked process for ps -o comm and top
+ * (PR_SET_NAME, 15 bytes: "cv:source", "cv:STAGE[REPLICA]", "cv:sink"),
+ * and leaves the command lines alone.  Returns 0, or a negative errno-style
+ * code, and then changes nothing: -EALREADY on a second call, -EINVAL when
+ * ARGV's strings are not where the kernel keeps the arguments (moved, or
+ * under a tool such as valgrind), -ENOMEM. */
+CONVEYOR_API int conveyor_set_process_title_area(int argc, char **argv);
 
 /* The installed plugin folder and the library's version. */
 CONVEYOR_API const char *conveyor_plugindir(void);

@@ -18,6 +18,8 @@
  *   spawn     forks a child in init that sleeps a minute, then passes items
  *   quit      ends its own process (exit or _exit, with a status) in init,
  *             at the at-th item or in fini, as a misbehaving plugin would
+ *   levels    logs "info about 'ITEM'" at info and "debug about 'ITEM'" at
+ *             debug level, then passes the item on
  *
  * Counters are per process, so a restarted stage starts counting again:
  * crash at = 2 with restart = on-failure crashes once, then goes on.
@@ -736,6 +738,17 @@ static const conveyor_param_spec quit_params[] = {
     { NULL, NULL },
 };
 
+/* --- levels: an info and a debug message about every item ------------------- */
+
+static int levels_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    char q[QUOTE_SIZE];
+    quote(q, item, len);
+    conveyor_log(ctx, CONVEYOR_LOG_INFO, "info about '%s'", q);
+    conveyor_log(ctx, CONVEYOR_LOG_DEBUG, "debug about '%s'", q);
+    return pass_on(ctx, item, len);
+}
+
 /* --- spawn: a plugin that leaves a process behind ------------------------------ */
 
 static int spawn_init(conveyor_ctx *ctx)
@@ -767,6 +780,8 @@ static const conveyor_stage stages[] = {
       .process = forward_process, .fini = forward_in_fini, .params = no_params },
     { .name = "reverse", .summary = "emits every item reversed, built in place",
       .process = reverse_process, .params = no_params },
+    { .name = "levels", .summary = "logs info and debug messages about every item, passes it on",
+      .process = levels_process, .params = no_params },
     { .name = "where", .summary = "logs the address of every item on stderr, then forwards it",
       .process = where_process, .params = no_params },
     { .name = "uncommitted", .summary = "begins an item and never commits it",
