@@ -18,3 +18,11 @@ plugins_math_la_LIBADD = framework/libconveyor.la $(MATH_LIBS)
 plugins_shm_demo_la_SOURCES = plugins/shm_demo.c plugins/quote.h
 plugins_shm_demo_la_LDFLAGS = $(AM_LDFLAGS) $(PLUGIN_LDFLAGS)
 plugins_shm_demo_la_LIBADD = framework/libconveyor.la
+
+# exec: a stage that is a program in any language (docs/plugin-guide.md).
+pkglib_LTLIBRARIES += plugins/exec.la
+plugins_exec_la_SOURCES = plugins/exec.c plugins/exec_argv.c plugins/exec_argv.h \
+	plugins/exec_io.c plugins/exec_io.h plugins/exec_proc.c plugins/exec_proc.h \
+	plugins/quote.h
+plugins_exec_la_LDFLAGS = $(AM_LDFLAGS) $(PLUGIN_LDFLAGS)
+plugins_exec_la_LIBADD = framework/libconveyor.la

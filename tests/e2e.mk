@@ -2,7 +2,7 @@
 E2E_SOURCES = tests/harness.c tests/harness.h
 E2E_TESTS = tests/test_e2e_linear tests/test_e2e_failures tests/test_e2e_config \
 	tests/test_e2e_topology tests/test_e2e_abi tests/test_e2e_restart tests/test_e2e_pool \
-	tests/test_e2e_io tests/test_e2e_observe
+	tests/test_e2e_io tests/test_e2e_observe tests/test_e2e_exec
 check_PROGRAMS += $(E2E_TESTS)
 TESTS += $(E2E_TESTS)
 # The tests run conveyor-host and the plugins: build them first.
@@ -51,6 +51,14 @@ tests_embed_host_SOURCES = tests/embed-host.c
 tests_embed_host_LDADD = framework/libconveyor.la
 EXTRA_tests_test_e2e_observe_DEPENDENCIES = tests/embed-host
 
+# The exec module's suite runs tests/exec_echo as a stage's program.
+tests_test_e2e_exec_SOURCES = tests/test_e2e_exec.c $(E2E_SOURCES)
+tests_test_e2e_exec_CFLAGS = $(TEST_CFLAGS)
+tests_test_e2e_exec_LDADD = $(CRITERION_LIBS)
+check_PROGRAMS += tests/exec_echo
+tests_exec_echo_SOURCES = tests/exec_echo.c
+EXTRA_tests_test_e2e_exec_DEPENDENCIES = tests/exec_echo$(EXEEXT)
+
 # Unit tests of graph validation and compilation.
 check_PROGRAMS += tests/test_graph
 TESTS += tests/test_graph
@@ -78,7 +86,7 @@ $(SERIAL_LOG): $(filter-out $(SERIAL_LOG),$(TESTS:=.log))
 # run under valgrind by the other restart tests.
 EXTRA_DIST += tests/valgrind-host.sh
 VALGRIND_SUITES = tests/test_e2e_linear tests/test_e2e_failures tests/test_e2e_config \
-	tests/test_e2e_abi tests/test_e2e_topology tests/test_e2e_pool
+	tests/test_e2e_abi tests/test_e2e_topology tests/test_e2e_pool tests/test_e2e_exec
 check-valgrind: $(VALGRIND_SUITES) tests/test_e2e_restart
 	@status=0; $(AM_TESTS_ENVIRONMENT) \
 	CONVEYOR_HOST='$(abs_top_srcdir)/tests/valgrind-host.sh'; export CONVEYOR_HOST; \

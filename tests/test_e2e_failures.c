@@ -239,6 +239,27 @@ Test(failures, crash_sigsegv_at_item_2)
     check_crash("SEGV", "SIGSEGV", "Segmentation fault");
 }
 
+/* A stage killed by SIGKILL from outside, while the input reader is
+ * blocked writing to it: the kill is the cause, whatever order the host
+ * reaps the two in (it once named "the input reader" when the reader's end
+ * was reaped first).  Repeated, since the order is the kernel's. */
+Test(failures, sigkill_of_a_stage_is_the_cause_whatever_the_reaping_order, .timeout = 120)
+{
+    char *in = numbers(1, 20000);
+    for (int i = 0; i < 20; i++) {
+        host_run r;
+        run_text(&r, "[pipeline]\n[boom]\nplugin = testplug:crash\nat = 2\nsignal = KILL\n"
+                     "[post]\nplugin = text:identity\n", in);
+        cr_assert_eq(r.status, 1, "run %d: status %d, stderr: %s", i, r.status, r.err);
+        cr_assert(strstr(r.err, "error: stage 'boom' was killed by SIGKILL (Killed) while "
+                                "processing item 2; the pipeline is stopped\n"),
+                  "run %d: stderr: %s", i, r.err);
+        cr_assert_eq(shm_left(r.pid), 0);
+        host_run_free(&r);
+    }
+    free(in);
+}
+
 Test(failures, crash_sigabrt_at_item_2)
 {
     check_crash("SIGABRT", "SIGABRT", "Aborted");

@@ -28,6 +28,7 @@
 typedef struct cv_supervisor {
     cv_run run;                 /* what every child inherits */
     pid_t *pids;                /* per process; -1 once reaped */
+    unsigned char *killed;      /* per process: the host sent it SIGKILL */
     size_t nprocs;
     int alive;
     unsigned *in_row;           /* crashes in a row without finishing an item */
@@ -260,12 +261,25 @@ static void kill_strays(cv_supervisor *sv)
     each_child(sv, kill_if_stray);
 }
 
+/* 1 when PID has ended and waits to be reaped (it is not reaped here). */
+static int already_ended(pid_t pid)
+{
+    siginfo_t si = {0};
+    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+}
+
+/* Stops every process at once.  One that has already ended (its death not
+ * yet reaped: waitpid() returns children in no particular order) is left
+ * as it is, so its own end -- a kill -9 from outside -- still explains the
+ * stop. */
 static void kill_all(cv_supervisor *sv)
 {
     sv->stopping = 1;
     for (size_t p = 0; p < sv->nprocs; p++)
-        if (sv->pids[p] > 0)
+        if (sv->pids[p] > 0 && !already_ended(sv->pids[p])) {
+            sv->killed[p] = 1;
             kill(sv->pids[p], SIGKILL);
+        }
 }
 
 static void fork_all(cv_supervisor *sv)
@@ -368,6 +382,7 @@ static int restart_child(cv_supervisor *sv, int p, int status)
     if (pid == 0)
         cv_child_main(r, p, &sv->child_mask, 1);
     sv->pids[p] = pid;
+    sv->killed[p] = 0;
     sv->alive++;
     sv->restarts++;
     sv->restarts_of[p]++;
@@ -428,8 +443,9 @@ static void child_ended(cv_supervisor *sv, int p, int status)
         if (rs < 0)
             sv->cause_reported = 1;     /* restart_child said why it stops */
     }
-    /* What the stop itself killed explains nothing. */
-    if (!(sv->stopping && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) &&
+    /* What the stop itself killed explains nothing; a SIGKILL from outside
+     * (kill -9 of a stage) does, even when it is reaped after the stop began. */
+    if (!(sv->killed[p] && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) &&
         (sv->cause < 0 || cause_rank(code, status) > cause_rank(sv->cause_code, sv->cause_status))) {
         sv->cause = p;
         sv->cause_status = status;
@@ -666,6 +682,7 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
         summary(&sv, status);
     } else if (status == CONVEYOR_EXIT_OK) {
         sv.pids = cv_calloc(sv.nprocs, sizeof *sv.pids);
+        sv.killed = cv_calloc(sv.nprocs, sizeof *sv.killed);
         sv.in_row = cv_calloc(sv.nprocs, sizeof *sv.in_row);
         sv.done_at_crash = cv_calloc(sv.nprocs, sizeof *sv.done_at_crash);
         sv.restarts_of = cv_calloc(sv.nprocs, sizeof *sv.restarts_of);
@@ -680,6 +697,7 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
     }
     cv_run_destroy(&sv.run);
     free(sv.pids);
+    free(sv.killed);
     free(sv.in_row);
     free(sv.done_at_crash);
     free(sv.restarts_of);
