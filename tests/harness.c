@@ -2,6 +2,7 @@
  * harness.c - runs the real conveyor-host for end-to-end tests (harness.h).
  */
 #include <ctype.h>
+#include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -375,4 +376,27 @@ size_t children_of(pid_t host, pid_t *kids, size_t max)
     }
     closedir(d);
     return n;
+}
+
+void read_until(int fd, char **buf, size_t *len, const char *needle)
+{
+    double deadline = now() + 10;
+    if (!*buf) {
+        *buf = calloc(1, 1);
+        *len = 0;
+    }
+    while (!strstr(*buf, needle)) {
+        int left = (int)((deadline - now()) * 1000);
+        cr_assert(left > 0, "timed out waiting for '%s', got '%s'", needle, *buf);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, left) <= 0)
+            continue;
+        char chunk[4096];
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        cr_assert(n > 0, "stream ended before '%s', got '%s'", needle, *buf);
+        *buf = realloc(*buf, *len + (size_t)n + 1);
+        memcpy(*buf + *len, chunk, (size_t)n);
+        *len += (size_t)n;
+        (*buf)[*len] = '\0';
+    }
 }

@@ -67,6 +67,11 @@ int proc_stat(pid_t pid, char *state, pid_t *ppid);
 /* The live (not zombie) children of HOST, at most MAX, into KIDS. */
 size_t children_of(pid_t host, pid_t *kids, size_t max);
 
+/* Reads FD into *BUF (grown, NUL-terminated; *LEN its length; *BUF may
+ * start NULL) until it holds NEEDLE; the test fails after 10 s or when the
+ * stream ends first. */
+void read_until(int fd, char **buf, size_t *len, const char *needle);
+
 /* How many /dev/shm entries the host PID left behind. */
 int shm_left(pid_t pid);
 

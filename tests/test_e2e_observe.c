@@ -91,30 +91,6 @@ static void wait_for_children(pid_t host, size_t want, pid_t *kids)
     cr_assert_eq(n, want, "host %d has %zu children, expected %zu", (int)host, n, want);
 }
 
-/* Reads FD into *BUF until it holds NEEDLE (10 s at most). */
-static void read_until(int fd, char **buf, size_t *len, const char *needle)
-{
-    double deadline = now() + 10;
-    if (!*buf) {
-        *buf = calloc(1, 1);
-        *len = 0;
-    }
-    while (!strstr(*buf, needle)) {
-        int left = (int)((deadline - now()) * 1000);
-        cr_assert(left > 0, "timed out waiting for '%s', got '%s'", needle, *buf);
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, left) <= 0)
-            continue;
-        char chunk[4096];
-        ssize_t n = read(fd, chunk, sizeof chunk);
-        cr_assert(n > 0, "stream ended before '%s', got '%s'", needle, *buf);
-        *buf = realloc(*buf, *len + (size_t)n + 1);
-        memcpy(*buf + *len, chunk, (size_t)n);
-        *len += (size_t)n;
-        (*buf)[*len] = '\0';
-    }
-}
-
 /* Writes all of TEXT to the host's (non-blocking) standard input. */
 static void feed(host_run *r, const char *text)
 {
