@@ -158,6 +158,20 @@ int host_run_ini(host_run *r, const char *ini, const char *in)
     return host_run_args(r, in, in ? strlen(in) : 0, args);
 }
 
+int run_bytes(host_run *r, const char *ini, const void *in, size_t inlen)
+{
+    char *path = write_file("p.ini", ini);
+    const char *args[] = {"-c", path, NULL};
+    int rc = host_run_args(r, in, inlen, args);
+    free(path);
+    return rc;
+}
+
+int run_text(host_run *r, const char *ini, const char *in)
+{
+    return run_bytes(r, ini, in, in ? strlen(in) : 0);
+}
+
 void host_run_free(host_run *r)
 {
     free(r->out);

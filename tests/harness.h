@@ -37,6 +37,10 @@ void host_finish(host_run *r, const char *in, size_t inlen, int timeout);
 int host_run_args(host_run *r, const char *in, size_t inlen, const char *const *args);
 /* Runs `conveyor-host -c INI`, feeding IN (a string). */
 int host_run_ini(host_run *r, const char *ini, const char *in);
+/* Writes INI (the text) as test_dir()/p.ini and runs it on IN (INLEN
+ * bytes; run_text: a string, or NULL for no input). */
+int run_bytes(host_run *r, const char *ini, const void *in, size_t inlen);
+int run_text(host_run *r, const char *ini, const char *in);
 void host_run_free(host_run *r);
 
 /* A fresh folder for this test (removed by nothing: it lives in the build

@@ -60,23 +60,6 @@ static char *ini_file(const char *text)
     return write_file("p.ini", text);
 }
 
-static int run_text(host_run *r, const char *ini, const char *in)
-{
-    char *path = ini_file(ini);
-    int rc = host_run_ini(r, path, in);
-    free(path);
-    return rc;
-}
-
-static int run_bytes(host_run *r, const char *ini, const void *in, size_t inlen)
-{
-    char *path = ini_file(ini);
-    const char *args[] = {"-c", path, NULL};
-    int rc = host_run_args(r, in, inlen, args);
-    free(path);
-    return rc;
-}
-
 /* OUT (LEN bytes) is a prefix of WHOLE. */
 static int is_prefix(const char *out, size_t len, const char *whole)
 {

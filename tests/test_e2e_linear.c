@@ -23,21 +23,6 @@ static char *example(const char *name)
     return p;
 }
 
-/* Writes INI as test_dir()/p.ini and runs it on IN (INLEN bytes). */
-static int run_bytes(host_run *r, const char *ini, const void *in, size_t inlen)
-{
-    char *path = write_file("p.ini", ini);
-    const char *args[] = {"-c", path, NULL};
-    int rc = host_run_args(r, in, inlen, args);
-    free(path);
-    return rc;
-}
-
-static int run_text(host_run *r, const char *ini, const char *in)
-{
-    return run_bytes(r, ini, in, in ? strlen(in) : 0);
-}
-
 /* A run that must have succeeded quietly and cleaned up: nothing on
  * standard error but the summary of a complete run. */
 static void assert_clean_success(const host_run *r)

@@ -66,11 +66,6 @@ static void run_with(host_run *r, const char *ini, const char *in, const char *c
     free(path);
 }
 
-static void run_text(host_run *r, const char *ini, const char *in)
-{
-    run_with(r, ini, in, NULL);
-}
-
 static void start_host(host_run *r, const char *ini, const char *opt)
 {
     char *path = write_file("p.ini", ini);
