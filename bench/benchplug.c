@@ -101,8 +101,8 @@ static void probe_fini(conveyor_ctx *ctx)
 }
 
 static const conveyor_param_spec probe_params[] = {
-    { "probes", "bytes of the shared segment read per item (default 64)" },
-    { NULL, NULL },
+    { .name = "probes", .summary = "bytes of the shared segment read per item (default 64)" },
+    { .name = NULL },
 };
 
 static const conveyor_stage stages[] = {

@@ -533,17 +533,17 @@ static void exec_fini(conveyor_ctx *ctx)
 }
 
 static const conveyor_param_spec run_params[] = {
-    { "command", "the program and its arguments, split as sh does but run without a shell "
+    { .name = "command", .summary = "the program and its arguments, split as sh does but run without a shell "
                  "(required)" },
-    { "shell", "yes: run command through /bin/sh -c instead (default no)" },
-    { "framing", "lines, nul or length32: how items are written to the program and its output "
+    { .name = "shell", .summary = "yes: run command through /bin/sh -c instead (default no)" },
+    { .name = "framing", .summary = "lines, nul or length32: how items are written to the program and its output "
                  "cut (default lines)" },
-    { "reply", "stream (a filter: any number of outputs) or per-item (exactly one reply per "
+    { .name = "reply", .summary = "stream (a filter: any number of outputs) or per-item (exactly one reply per "
                "item; default stream)" },
-    { "timeout", "per-item: the longest a reply may take; stream: the longest the program may "
+    { .name = "timeout", .summary = "per-item: the longest a reply may take; stream: the longest the program may "
                  "neither read nor write (ms, s, m, h; default none)" },
-    { "error_prefix", "per-item: a reply starting so fails the item (default \"ERROR: \")" },
-    { NULL, NULL },
+    { .name = "error_prefix", .summary = "per-item: a reply starting so fails the item (default \"ERROR: \")" },
+    { .name = NULL },
 };
 
 static const conveyor_stage stages[] = {

@@ -154,11 +154,11 @@ static void add_fini(conveyor_ctx *ctx)
     conveyor_set_userdata(ctx, NULL);
 }
 
-static const conveyor_param_spec no_params[] = { { NULL, NULL } };
+static const conveyor_param_spec no_params[] = { { .name = NULL } };
 
 static const conveyor_param_spec add_params[] = {
-    { "value", "the number added to every item (required)" },
-    { NULL, NULL },
+    { .name = "value", .summary = "the number added to every item (required)" },
+    { .name = NULL },
 };
 
 static const conveyor_stage stages[] = {

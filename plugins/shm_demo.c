@@ -94,7 +94,7 @@ static int cleanup_process(conveyor_ctx *ctx, const void *item, size_t len)
     return pass_on(ctx, item, len);
 }
 
-static const conveyor_param_spec no_params[] = { { NULL, NULL } };
+static const conveyor_param_spec no_params[] = { { .name = NULL } };
 
 static const conveyor_stage stages[] = {
     { .name = "worker1", .summary = "writes 0 11 22 33 to the shared memory's first bytes",

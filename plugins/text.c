@@ -354,17 +354,17 @@ static void sort_fini(conveyor_ctx *ctx)
 
 /* --- the module ---------------------------------------------------------- */
 
-static const conveyor_param_spec no_params[] = { { NULL, NULL } };
+static const conveyor_param_spec no_params[] = { { .name = NULL } };
 
 static const conveyor_param_spec grep_params[] = {
-    { "pattern", "POSIX extended regular expression an item must match (required)" },
-    { "invert", "yes: keep the items that do not match instead (default no)" },
-    { NULL, NULL },
+    { .name = "pattern", .summary = "POSIX extended regular expression an item must match (required)" },
+    { .name = "invert", .summary = "yes: keep the items that do not match instead (default no)" },
+    { .name = NULL },
 };
 
 static const conveyor_param_spec prefix_params[] = {
-    { "text", "text put before every item (required); \"quote\" it to keep outer spaces" },
-    { NULL, NULL },
+    { .name = "text", .summary = "text put before every item (required); \"quote\" it to keep outer spaces" },
+    { .name = NULL },
 };
 
 static const conveyor_stage stages[] = {

@@ -29,10 +29,15 @@ static int pass(conveyor_ctx *ctx, const void *item, size_t len)
 {
     return conveyor_emit(ctx, item, len);
 }
-static const conveyor_param_spec params[] = { { "key", "a key" }, { NULL, NULL } };
+/* Every field, in order, as C++11 (no designated initializers) with
+ * -Wextra needs it: what a C++ module of ABI 1.2 writes. */
+static const conveyor_param_spec params[] = {
+    { "key", "a key", "1", CONVEYOR_PARAM_REQUIRED },
+    { NULL, NULL, NULL, 0 },
+};
 static const conveyor_stage stages[] = {
-    { "pass", "passes items on", NULL, pass, NULL, params },
-    { NULL, NULL, NULL, NULL, NULL, NULL },
+    { "pass", "passes items on", NULL, pass, NULL, params, NULL, NULL },
+    { NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL },
 };
 CONVEYOR_MODULE("alone", "1.0", stages);
 EOF

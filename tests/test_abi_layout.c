@@ -44,9 +44,12 @@
 Test(abi_layout, param_spec)
 {
 #if PINNED_ABI
-    PIN_SIZE(conveyor_param_spec, 16, 8);
+    PIN_SIZE(conveyor_param_spec, 32, 8);
     PIN_FIELD(conveyor_param_spec, name, 0, 8);
     PIN_FIELD(conveyor_param_spec, summary, 8, 8);
+    /* ABI 1.2, read by the module's param_size (1.0 specs were 16 bytes). */
+    PIN_FIELD(conveyor_param_spec, default_value, 16, 8);
+    PIN_FIELD(conveyor_param_spec, flags, 24, 4);
 #else
     cr_skip_test("the layout is pinned for x86_64 (LP64) only");
 #endif
@@ -55,13 +58,16 @@ Test(abi_layout, param_spec)
 Test(abi_layout, stage)
 {
 #if PINNED_ABI
-    PIN_SIZE(conveyor_stage, 48, 8);
+    PIN_SIZE(conveyor_stage, 64, 8);
     PIN_FIELD(conveyor_stage, name, 0, 8);
     PIN_FIELD(conveyor_stage, summary, 8, 8);
     PIN_FIELD(conveyor_stage, init, 16, 8);
     PIN_FIELD(conveyor_stage, process, 24, 8);
     PIN_FIELD(conveyor_stage, fini, 32, 8);
     PIN_FIELD(conveyor_stage, params, 40, 8);
+    /* ABI 1.2, read by the module's stage_size (1.0 stages were 48 bytes). */
+    PIN_FIELD(conveyor_stage, produce, 48, 8);
+    PIN_FIELD(conveyor_stage, check, 56, 8);
 #else
     cr_skip_test("the layout is pinned for x86_64 (LP64) only");
 #endif
@@ -79,6 +85,7 @@ Test(abi_layout, module)
     PIN_FIELD(conveyor_module, stages, 24, 8);
     /* ABI 1.2; 1.0 and 1.1 descriptors were 32 bytes, ending before it. */
     PIN_FIELD(conveyor_module, stage_size, 32, 4);
+    PIN_FIELD(conveyor_module, param_size, 36, 4);
 #else
     cr_skip_test("the layout is pinned for x86_64 (LP64) only");
 #endif
@@ -102,6 +109,9 @@ Test(abi_layout, versions_and_constants)
 
     cr_expect_eq(CONVEYOR_LOCK_RECOVERED, 1);
     cr_expect_eq(CONVEYOR_LOCKS, 64);
+    cr_expect_eq(CONVEYOR_MORE, 0);
+    cr_expect_eq(CONVEYOR_END, 1);
+    cr_expect_eq(CONVEYOR_PARAM_REQUIRED, 1u);
 }
 
 /* What CONVEYOR_MODULE() stamps: this header's version and sizes. */
@@ -114,6 +124,7 @@ Test(abi_layout, module_macro_stamps_version_and_sizes)
     cr_expect_eq(conveyor_module_v1.abi_minor, CONVEYOR_ABI_MINOR);
     cr_expect_eq(conveyor_module_v1.size, sizeof(conveyor_module));
     cr_expect_eq(conveyor_module_v1.stage_size, sizeof(conveyor_stage));
+    cr_expect_eq(conveyor_module_v1.param_size, sizeof(conveyor_param_spec));
     cr_expect_eq(conveyor_module_v1.stages, no_stages);
     cr_expect_str_eq(conveyor_module_v1.name, "layout");
     cr_expect_str_eq(conveyor_module_v1.version, "1.0");

@@ -59,7 +59,26 @@ typedef struct conveyor_param_spec {
     const char *name;
     /** One line shown by conveyor-host --list-plugins.  MAY be NULL. */
     const char *summary;
+    /* --- ABI 1.2: read only when the module's param_size covers them --- */
+    /**
+     * MAY be NULL.  The value conveyor_param() and the typed getters see
+     * when the section does not set the key, written as it would be in
+     * pipeline.ini ("4K", "yes", "250ms").  Shown by --list-plugins.
+     */
+    const char *default_value;
+    /** CONVEYOR_PARAM_* flags, or 0. */
+    uint32_t flags;
 } conveyor_param_spec;
+
+/** conveyor_param_spec.flags: the section MUST set the key; the host
+ *  refuses one that does not, naming the file and the section's line,
+ *  before anything starts (ABI 1.2). */
+#define CONVEYOR_PARAM_REQUIRED 0x1u
+
+/** What produce() returns: call it again (ABI 1.2). */
+#define CONVEYOR_MORE 0
+/** What produce() returns: the source's data is exhausted (ABI 1.2). */
+#define CONVEYOR_END 1
 
 /**
  * One stage a module offers, named in pipeline.ini as plugin = MODULE:NAME.
@@ -106,6 +125,38 @@ typedef struct conveyor_stage {
      * key is accepted.
      */
     const conveyor_param_spec *params;
+    /* --- ABI 1.2 --- */
+    /**
+     * OPTIONAL; makes the stage a source (type = source in pipeline.ini).
+     * Called again and again in the stage's own process, after init() and
+     * before fini().  It MAY emit any number of items (zero too: a source
+     * waiting for data SHOULD NOT block for longer than about 100 ms
+     * without checking conveyor_stopping()).  Each item emitted gets the
+     * next source item number.  Returns CONVEYOR_MORE to be called again,
+     * CONVEYOR_END when its data is exhausted (the pipeline then drains and
+     * ends), or a negative errno-style code when it failed: the stage's
+     * on_error applies (fail stops the pipeline; skip and dead-letter
+     * count the failure and call produce() again).  It MUST return
+     * CONVEYOR_END promptly once conveyor_stopping() is non-zero; what it
+     * emitted before still drains.  A source stage needs no process(): it
+     * has no input.  Under restart = on-failure the items a produce() call
+     * emitted are handed on when it returns, so a source that crashes
+     * inside one loses nothing it had handed on and duplicates nothing:
+     * the restarted process runs init() and calls produce() again.
+     */
+    int (*produce)(conveyor_ctx *ctx);
+    /**
+     * OPTIONAL.  Called in the host (conveyor-host --check, and every run
+     * before anything is created or started) once per stage section using
+     * this stage, to validate its parameters.  Only the parameter calls,
+     * conveyor_stage_name(), conveyor_replicas() and conveyor_log() are
+     * meaningful there: there is no process of the stage, no shared memory
+     * and no emit (they return NULL or -EINVAL).  Returns 0 when the
+     * parameters are good, non-zero to refuse the pipeline (exit status 2);
+     * it SHOULD say why, and the typed getters (conveyor_param_int() ...)
+     * already name the file and line of a bad value.
+     */
+    int (*check)(conveyor_ctx *ctx);
 } conveyor_stage;
 
 /**
@@ -134,6 +185,13 @@ typedef struct conveyor_module {
      * module whose stages may be longer than it knows.)
      */
     uint32_t stage_size;
+    /**
+     * sizeof(conveyor_param_spec) the module was built with: the stride of
+     * every params array (ABI 1.2, filled in by CONVEYOR_MODULE()).  0, and
+     * every module of ABI 1.0 or 1.1, is read as the 1.0 spec (name and
+     * summary only).
+     */
+    uint32_t param_size;
 } conveyor_module;
 
 /**
@@ -153,7 +211,8 @@ typedef struct conveyor_module {
     const conveyor_module conveyor_module_v1 = {                              \
         CONVEYOR_ABI_MAJOR, CONVEYOR_ABI_MINOR,                               \
         (uint32_t)sizeof(conveyor_module), (mod_name), (mod_version),         \
-        (mod_stages), (uint32_t)sizeof(conveyor_stage)}
+        (mod_stages), (uint32_t)sizeof(conveyor_stage),                       \
+        (uint32_t)sizeof(conveyor_param_spec)}
 
 /** Levels for conveyor_log(). */
 enum conveyor_log_level {
@@ -272,6 +331,44 @@ CONVEYOR_API int conveyor_emit_commit(conveyor_ctx *ctx, size_t len);
  * reading the same block.)
  */
 CONVEYOR_API int conveyor_forward(conveyor_ctx *ctx);
+
+/* --- ABI 1.2 ---------------------------------------------------------------
+ * A module that calls these is built with CONVEYOR_ABI_MINOR 2 or later. */
+
+/**
+ * Non-zero once the pipeline was asked to stop (SIGINT, SIGTERM, SIGHUP to
+ * the host, or the end of the run): a source's produce() then returns
+ * CONVEYOR_END promptly.  Meaningful in any stage; it costs a system call
+ * at most, not to be called per byte.  While produce() runs, the host's
+ * stop request is a signal whose handler is installed without SA_RESTART,
+ * so a system call blocked inside produce() returns EINTR when it comes.
+ */
+CONVEYOR_API int conveyor_stopping(conveyor_ctx *ctx);
+
+/** How many replicas (processes) this stage has: replicas = N. */
+CONVEYOR_API unsigned conveyor_replicas(conveyor_ctx *ctx);
+
+/*
+ * Typed parameters.  Each reads KEY from the stage's section (or the
+ * declared default_value when the section does not set it) and parses it.
+ * Returns 1 when the key has a value and *VALUE was set, 0 when it has none
+ * (*VALUE is left as the caller set it: the caller's default), or -EINVAL
+ * when the value is malformed or out of range: *VALUE is left alone and an
+ * error naming the INI file, the key's line, the section and the key was
+ * written to standard error.  Values are as pipeline.ini writes them:
+ *   conveyor_param_int       a decimal integer (optional sign), in [MIN, MAX];
+ *   conveyor_param_size      bytes with an optional K, M, G, T multiple (binary,
+ *                            4K = 4096; a trailing B or iB is allowed);
+ *   conveyor_param_bool      yes/no, true/false, on/off, 1/0 (any case);
+ *   conveyor_param_duration  milliseconds: a number with ms, s, m or h
+ *                            (a bare number is milliseconds).
+ */
+CONVEYOR_API int conveyor_param_int(conveyor_ctx *ctx, const char *key, int64_t min,
+                                    int64_t max, int64_t *value);
+CONVEYOR_API int conveyor_param_size(conveyor_ctx *ctx, const char *key, uint64_t *value);
+CONVEYOR_API int conveyor_param_bool(conveyor_ctx *ctx, const char *key, int *value);
+CONVEYOR_API int conveyor_param_duration(conveyor_ctx *ctx, const char *key,
+                                         uint64_t *value_ms);
 
 #ifdef __cplusplus
 }

@@ -34,7 +34,7 @@ static int rot13(conveyor_ctx *ctx, const void *item, size_t len)
 }
 
 /* No parameters: an empty list makes the host refuse any stray key. */
-static const conveyor_param_spec rot13_params[] = { { NULL, NULL } };
+static const conveyor_param_spec rot13_params[] = { { .name = NULL } };
 
 static const conveyor_stage stages[] = {
     { .name = "rot13", .summary = "rotates ASCII letters by 13 places",

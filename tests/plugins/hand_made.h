@@ -14,7 +14,7 @@ static int identity(conveyor_ctx *ctx, const void *item, size_t len)
     return conveyor_emit(ctx, item, len);
 }
 
-static const conveyor_param_spec no_params[] = { { NULL, NULL } };
+static const conveyor_param_spec no_params[] = { { .name = NULL } };
 
 static const conveyor_stage stages[] = {
     { .name = "identity", .summary = "passes items on", .process = identity,

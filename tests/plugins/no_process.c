@@ -5,7 +5,7 @@
  */
 #include <conveyor/plugin.h>
 
-static const conveyor_param_spec no_params[] = { { NULL, NULL } };
+static const conveyor_param_spec no_params[] = { { .name = NULL } };
 
 static const conveyor_stage stages[] = {
     { .name = "identity", .summary = "has no process()", .process = NULL,

@@ -142,7 +142,7 @@ static void die_of(conveyor_ctx *ctx, int sig)
     conveyor_log(ctx, CONVEYOR_LOG_ERROR, "still alive after raising signal %d", sig);
 }
 
-static const conveyor_param_spec no_params[] = { { NULL, NULL } };
+static const conveyor_param_spec no_params[] = { { .name = NULL } };
 
 /* --- fail, crash --------------------------------------------------------- */
 
@@ -173,8 +173,8 @@ static int fail_process(conveyor_ctx *ctx, const void *item, size_t len)
 }
 
 static const conveyor_param_spec fail_params[] = {
-    { "at", "fail the N-th item this process sees, 1-based (default 1)" },
-    { NULL, NULL },
+    { .name = "at", .summary = "fail the N-th item this process sees, 1-based (default 1)" },
+    { .name = NULL },
 };
 
 static int crash_init(conveyor_ctx *ctx)
@@ -221,9 +221,9 @@ static int crash_process(conveyor_ctx *ctx, const void *item, size_t len)
 }
 
 static const conveyor_param_spec crash_params[] = {
-    { "at", "crash on the N-th item this process sees, 1-based (default 1)" },
-    { "signal", "SEGV, ABRT, KILL or BUS (default SEGV)" },
-    { NULL, NULL },
+    { .name = "at", .summary = "crash on the N-th item this process sees, 1-based (default 1)" },
+    { .name = "signal", .summary = "SEGV, ABRT, KILL or BUS (default SEGV)" },
+    { .name = NULL },
 };
 
 /* --- twice, drop, count -------------------------------------------------- */
@@ -259,8 +259,8 @@ static int drop_process(conveyor_ctx *ctx, const void *item, size_t len)
 }
 
 static const conveyor_param_spec drop_params[] = {
-    { "keep", "pass only every N-th item; 0 drops them all (default 0)" },
-    { NULL, NULL },
+    { .name = "keep", .summary = "pass only every N-th item; 0 drops them all (default 0)" },
+    { .name = NULL },
 };
 
 static int plain_init(conveyor_ctx *ctx)
@@ -322,8 +322,8 @@ static int slow_process(conveyor_ctx *ctx, const void *item, size_t len)
 }
 
 static const conveyor_param_spec slow_params[] = {
-    { "usec", "microseconds to sleep per item (default 1000)" },
-    { NULL, NULL },
+    { .name = "usec", .summary = "microseconds to sleep per item (default 1000)" },
+    { .name = NULL },
 };
 
 static int busy_init(conveyor_ctx *ctx)
@@ -350,8 +350,8 @@ static int busy_process(conveyor_ctx *ctx, const void *item, size_t len)
 }
 
 static const conveyor_param_spec busy_params[] = {
-    { "usec", "microseconds to spin per item, using the CPU (default 20)" },
-    { NULL, NULL },
+    { .name = "usec", .summary = "microseconds to spin per item, using the CPU (default 20)" },
+    { .name = NULL },
 };
 
 /* --- tag ----------------------------------------------------------------- */
@@ -425,9 +425,9 @@ static int params_init(conveyor_ctx *ctx)
 }
 
 static const conveyor_param_spec params_params[] = {
-    { "alpha", "any text, echoed at start" },
-    { "beta", "any text, echoed at start" },
-    { NULL, NULL },
+    { .name = "alpha", .summary = "any text, echoed at start" },
+    { .name = "beta", .summary = "any text, echoed at start" },
+    { .name = NULL },
 };
 
 /* --- lock, shmwrite, echo_env -------------------------------------------- */
@@ -518,8 +518,8 @@ static int shmwrite_process(conveyor_ctx *ctx, const void *item, size_t len)
 }
 
 static const conveyor_param_spec shmwrite_params[] = {
-    { "past_end", "yes: write 8 bytes just past the segment's end instead of its first byte" },
-    { NULL, NULL },
+    { .name = "past_end", .summary = "yes: write 8 bytes just past the segment's end instead of its first byte" },
+    { .name = NULL },
 };
 
 static int echo_env_process(conveyor_ctx *ctx, const void *item, size_t len)
@@ -571,8 +571,8 @@ static int big_process(conveyor_ctx *ctx, const void *item, size_t len)
 }
 
 static const conveyor_param_spec big_params[] = {
-    { "bytes", "size of the item emitted per input item (required; K, M, G allowed)" },
-    { NULL, NULL },
+    { .name = "bytes", .summary = "size of the item emitted per input item (required; K, M, G allowed)" },
+    { .name = NULL },
 };
 
 /* --- the module ---------------------------------------------------------- */
@@ -591,8 +591,8 @@ static int crash_on_process(conveyor_ctx *ctx, const void *item, size_t len)
 }
 
 static const conveyor_param_spec crash_on_params[] = {
-    { "item", "the item that crashes the stage (SIGSEGV)" },
-    { NULL, NULL },
+    { .name = "item", .summary = "the item that crashes the stage (SIGSEGV)" },
+    { .name = NULL },
 };
 
 /* Emits each item twice (the first half of its output published before a
@@ -617,8 +617,8 @@ static int crash_random_process(conveyor_ctx *ctx, const void *item, size_t len)
 }
 
 static const conveyor_param_spec crash_random_params[] = {
-    { "p", "probability of a crash per item, after emitting it (default 0.001)" },
-    { NULL, NULL },
+    { .name = "p", .summary = "probability of a crash per item, after emitting it (default 0.001)" },
+    { .name = NULL },
 };
 
 /* --- ABI 1.1: forward, emit_begin/commit ---------------------------------- */
@@ -731,11 +731,11 @@ static void quit_fini(conveyor_ctx *ctx)
 }
 
 static const conveyor_param_spec quit_params[] = {
-    { "in", "init, process (default) or fini: where the process ends" },
-    { "at", "in process: the N-th item this process sees, 1-based (default 1)" },
-    { "status", "the exit status, 0-255 (default 0)" },
-    { "how", "exit (default: atexit handlers run) or _exit" },
-    { NULL, NULL },
+    { .name = "in", .summary = "init, process (default) or fini: where the process ends" },
+    { .name = "at", .summary = "in process: the N-th item this process sees, 1-based (default 1)" },
+    { .name = "status", .summary = "the exit status, 0-255 (default 0)" },
+    { .name = "how", .summary = "exit (default: atexit handlers run) or _exit" },
+    { .name = NULL },
 };
 
 /* --- levels: an info and a debug message about every item ------------------- */

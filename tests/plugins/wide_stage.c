@@ -66,11 +66,11 @@ static void upper_fini(conveyor_ctx *ctx)
     conveyor_emit(ctx, "end", 3);
 }
 
-static const conveyor_param_spec no_params[] = { { NULL, NULL } };
+static const conveyor_param_spec no_params[] = { { .name = NULL } };
 
 static const conveyor_param_spec upper_params[] = {
-    { "suffix", "appended to every item" },
-    { NULL, NULL },
+    { .name = "suffix", .summary = "appended to every item" },
+    { .name = NULL },
 };
 
 static const wide_stage stages[] = {
