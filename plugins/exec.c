@@ -12,6 +12,13 @@
  * it, so on_error applies per item and a restart retries exactly the item
  * the program died on.
  *
+ * With type = source the program is the pipeline's source: it reads
+ * nothing (its standard input is closed at once) and whatever it writes is
+ * cut into items and emitted, until it ends (the source ends; a status
+ * other than 0 is a crash) or the pipeline is asked to stop (it is ended
+ * with SIGTERM, then SIGKILL after a grace period, and what it wrote until
+ * then still drains).
+ *
  * What is a crash and what is a failure (docs/plugin-guide.md, "Stages in
  * any language"): a program that cannot start refuses init; a timeout, a
  * per-item program that ends mid-run, and anything wrong at the end of the
@@ -54,6 +61,8 @@ typedef struct exec_state {
     exec_proc proc;
     exec_io io;
     int gone;                   /* stream: the program ended mid-run, reported */
+    int source;                 /* type = source: produce() runs it */
+    int stopped;                /* source: ended by the stage, on a stop request */
     int emit_rc;                /* the last emit of the program's output */
 } exec_state;
 
@@ -483,8 +492,10 @@ static void finish_program(conveyor_ctx *ctx, exec_state *st)
                   st->timeout_text);
     if (WIFEXITED(st->proc.status) && WEXITSTATUS(st->proc.status) == 0)
         return;
-    conveyor_log(ctx, CONVEYOR_LOG_ERROR, "%s %s at the end of its input; ending the stage",
-                 st->shown, exec_status_text(st->proc.status, how, sizeof how));
+    conveyor_log(ctx, CONVEYOR_LOG_ERROR, "%s %s %s; ending the stage", st->shown,
+                 exec_status_text(st->proc.status, how, sizeof how),
+                 st->source ? "(a source's program must exit with status 0)"
+                            : "at the end of its input");
     crash(st);
 }
 
@@ -522,11 +533,45 @@ static int exec_process(conveyor_ctx *ctx, const void *item, size_t len)
     return stream_process(ctx, st, item, len);
 }
 
+/* --- a source ------------------------------------------------------------------- */
+
+/* How long one produce() call waits for the program's output: short, so
+ * that a stop request is seen even where no signal interrupts the wait. */
+#define SOURCE_WAIT_MS 100
+
+static int exec_produce(conveyor_ctx *ctx)
+{
+    exec_state *st = conveyor_userdata(ctx);
+    int rc;
+
+    if (!st->source) {
+        st->source = 1;
+        close(st->proc.in_fd);  /* a source's program reads nothing */
+        st->proc.in_fd = -1;
+    }
+    if (conveyor_stopping(ctx)) {
+        /* What it wrote before it ended is still read and emitted (fini). */
+        exec_proc_kill(&st->proc);
+        st->stopped = 1;
+        return CONVEYOR_END;
+    }
+    st->emit_rc = 0;
+    rc = exec_pump_some(&st->io, emit_output, st, SOURCE_WAIT_MS);
+    if (rc < 0) {
+        if (rc != -EPIPE && rc != st->emit_rc)
+            conveyor_log(ctx, CONVEYOR_LOG_ERROR, "reading %s: %s", st->shown, strerror(-rc));
+        return rc;
+    }
+    return st->io.out_eof && st->io.err_eof ? CONVEYOR_END : CONVEYOR_MORE;
+}
+
 static void exec_fini(conveyor_ctx *ctx)
 {
     exec_state *st = conveyor_userdata(ctx);
 
-    if (!st->gone)
+    if (st->stopped)
+        drain_output(ctx, st);
+    else if (!st->gone)
         finish_program(ctx, st);
     state_free(st);
     conveyor_set_userdata(ctx, NULL);
@@ -548,7 +593,8 @@ static const conveyor_param_spec run_params[] = {
 
 static const conveyor_stage stages[] = {
     { .name = "run", .summary = "runs a program and passes items through it",
-      .init = exec_init, .process = exec_process, .fini = exec_fini, .params = run_params },
+      .init = exec_init, .process = exec_process, .fini = exec_fini, .params = run_params,
+      .produce = exec_produce },
     { .name = NULL },
 };
 

@@ -355,6 +355,18 @@ static int pump_once(exec_io *io, const exec_pump *p, pending *w, int wait,
     return rc;
 }
 
+int exec_pump_some(exec_io *io, exec_frame_fn on_frame, void *arg, int wait_ms)
+{
+    exec_pump p = {.until = EXEC_UNTIL_END, .on_frame = on_frame, .arg = arg};
+    long long progress = exec_now_ms();
+    pending w;
+
+    pending_init(&w, io, NULL, 0);
+    if (io->out_eof && io->err_eof)
+        return 0;
+    return pump_once(io, &p, &w, wait_ms, &progress);
+}
+
 int exec_pump_run(exec_io *io, const exec_pump *p)
 {
     long long start = exec_now_ms(), progress = start;

@@ -66,6 +66,12 @@ void exec_io_free(exec_io *io);
 /* Runs P: 0, an exec_end, or -errno. */
 int exec_pump_run(exec_io *io, const exec_pump *p);
 
+/* For a program that is a source: one wait of at most WAIT_MS for its
+ * output (less when a signal comes), and what it brought passed to
+ * ON_FRAME.  0, or what on_frame or a read returned.  The output has ended
+ * when io->out_eof and io->err_eof are both set. */
+int exec_pump_some(exec_io *io, exec_frame_fn on_frame, void *arg, int wait_ms);
+
 /* Takes the first whole item read, if any: 1 (ITEM, LEN valid until the
  * next call on IO), else 0. */
 int exec_io_take(exec_io *io, const char **item, size_t *len);

@@ -2,7 +2,7 @@
 E2E_SOURCES = tests/harness.c tests/harness.h
 E2E_TESTS = tests/test_e2e_linear tests/test_e2e_failures tests/test_e2e_config \
 	tests/test_e2e_topology tests/test_e2e_abi tests/test_e2e_restart tests/test_e2e_pool \
-	tests/test_e2e_io tests/test_e2e_observe tests/test_e2e_exec
+	tests/test_e2e_io tests/test_e2e_observe tests/test_e2e_exec tests/test_e2e_source
 check_PROGRAMS += $(E2E_TESTS)
 TESTS += $(E2E_TESTS)
 # The tests run conveyor-host and the plugins: build them first.
@@ -39,6 +39,10 @@ tests_test_e2e_pool_LDADD = $(CRITERION_LIBS)
 tests_test_e2e_io_SOURCES = tests/test_e2e_io.c $(E2E_SOURCES)
 tests_test_e2e_io_CFLAGS = $(TEST_CFLAGS)
 tests_test_e2e_io_LDADD = $(CRITERION_LIBS)
+
+tests_test_e2e_source_SOURCES = tests/test_e2e_source.c $(E2E_SOURCES)
+tests_test_e2e_source_CFLAGS = $(TEST_CFLAGS)
+tests_test_e2e_source_LDADD = $(CRITERION_LIBS)
 
 tests_test_e2e_observe_SOURCES = tests/test_e2e_observe.c $(E2E_SOURCES)
 tests_test_e2e_observe_CFLAGS = $(TEST_CFLAGS)
@@ -86,7 +90,8 @@ $(SERIAL_LOG): $(filter-out $(SERIAL_LOG),$(TESTS:=.log))
 # run under valgrind by the other restart tests.
 EXTRA_DIST += tests/valgrind-host.sh
 VALGRIND_SUITES = tests/test_e2e_linear tests/test_e2e_failures tests/test_e2e_config \
-	tests/test_e2e_abi tests/test_e2e_topology tests/test_e2e_pool tests/test_e2e_exec
+	tests/test_e2e_abi tests/test_e2e_topology tests/test_e2e_pool tests/test_e2e_exec \
+	tests/test_e2e_source
 check-valgrind: $(VALGRIND_SUITES) tests/test_e2e_restart
 	@status=0; $(AM_TESTS_ENVIRONMENT) \
 	CONVEYOR_HOST='$(abs_top_srcdir)/tests/valgrind-host.sh'; export CONVEYOR_HOST; \

@@ -501,13 +501,16 @@ static void expect_documented_as(const cv_config_key *k, const struct doc_row *r
         snprintf(want, sizeof want, "$%s", k->env);
         cr_expect_not_null(strstr(r->text, want), "%s: the docs do not name %s", k->name, want);
     }
-    /* A stage key whose text says "balance: ..." applies to exactly those types. */
+    /* A stage key whose text says "balance: ..." or "processor, source: ..."
+     * applies to exactly those types. */
     unsigned said = 0;
-    for (enum cv_stage_type t = CV_TYPE_PROCESSOR; t <= CV_TYPE_JOIN; t++) {
-        snprintf(want, sizeof want, "%s:", cv_type_name(t));
-        for (const char *s = strstr(r->text, want); s; s = strstr(s + 1, want))
-            if (s == r->text || s[-1] == ' ')
-                said |= CV_TYPE_BIT(t);
+    for (enum cv_stage_type t = CV_TYPE_PROCESSOR; t <= CV_TYPE_SOURCE; t++) {
+        for (int sep = 0; sep < 2; sep++) {
+            snprintf(want, sizeof want, "%s%s", cv_type_name(t), sep ? ", " : ":");
+            for (const char *s = strstr(r->text, want); s; s = strstr(s + 1, want))
+                if (s == r->text || s[-1] == ' ')
+                    said |= CV_TYPE_BIT(t);
+        }
     }
     if (k->section == CV_SECTION_STAGE && said)
         cr_expect_eq(said, k->types, "%s: the docs name other stage types", k->name);
@@ -759,7 +762,7 @@ Test(config_errors, enumerated_values)
     expect_error("[a]\ntype = replciate\n",
                  "p.ini:2: unknown type 'replciate' (did you mean 'replicate'?)");
     expect_error("[a]\ntype = tee\n",
-                 "p.ini:2: unknown type 'tee' (use processor, pipe, replicate, balance or join)");
+                 "p.ini:2: unknown type 'tee' (use processor, pipe, replicate, balance, join or source)");
     expect_error("[b]\ntype = balance\npolicy = round-robn\n",
                  "p.ini:3: unknown policy 'round-robn' (did you mean 'round-robin'?)");
     expect_error("[j]\ntype = join\norder = random\n",
@@ -889,26 +892,26 @@ Test(config_errors, bad_plugin_values)
 Test(config_errors, keys_on_the_wrong_type)
 {
     expect_error("[r]\ntype = replicate\nplugin = m:s\n",
-                 "p.ini:3: plugin is only for processor stages ([r] is a replicate)");
+                 "p.ini:3: plugin is only for processor and source stages ([r] is a replicate)");
     expect_error("[r]\nplugin = m:s\ntype = pipe\n",
-                 "p.ini:2: plugin is only for processor stages ([r] is a pipe)");
+                 "p.ini:2: plugin is only for processor and source stages ([r] is a pipe)");
     expect_error("[j]\ntype = join\nreplicas = 2\n",
-                 "p.ini:3: replicas is only for processor stages ([j] is a join)");
+                 "p.ini:3: replicas is only for processor and source stages ([j] is a join)");
     expect_error("[a]\nplugin = m:s\npolicy = round-robin\n",
                  "p.ini:3: policy is only for balance stages ([a] is a processor)");
     expect_error("[f]\ntype = replicate\npolicy = least-loaded\n",
                  "p.ini:3: policy is only for balance stages ([f] is a replicate)");
     expect_error("[b]\ntype = balance\norder = source\n",
-                 "p.ini:3: order is only for join stages and replicated processors ([b] is a balance)");
+                 "p.ini:3: order is only for join stages and replicated processors and sources ([b] is a balance)");
     expect_error("[b]\ntype = balance\non_error = skip\n",
-                 "p.ini:3: on_error is only for processor stages ([b] is a balance)");
+                 "p.ini:3: on_error is only for processor and source stages ([b] is a balance)");
     expect_error("[b]\ntype = pipe\nrestart = on-failure\n",
-                 "p.ini:3: restart is only for processor stages ([b] is a pipe)");
+                 "p.ini:3: restart is only for processor and source stages ([b] is a pipe)");
     expect_error("[b]\ntype = join\nmax_restarts = 3\n",
-                 "p.ini:3: max_restarts is only for processor stages ([b] is a join)");
+                 "p.ini:3: max_restarts is only for processor and source stages ([b] is a join)");
     /* The first misplaced key in the file is the one reported. */
     expect_error("[b]\norder = concat\nreplicas = 2\ntype = balance\n",
-                 "p.ini:2: order is only for join stages and replicated processors ([b] is a balance)");
+                 "p.ini:2: order is only for join stages and replicated processors and sources ([b] is a balance)");
 }
 
 Test(config_errors, parameters_on_a_stage_without_plugin)

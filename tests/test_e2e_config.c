@@ -236,7 +236,8 @@ Test(config, no_entry_symbol)
 
 Test(config, no_process)
 {
-    check_bad_module("no_process", "stage 'identity' has no process function (it is required)");
+    check_bad_module("no_process", "stage 'identity' has no process function (it is required, "
+                                   "or produce for a source)");
 }
 
 /* A config error is found before any plugin is loaded: the bad plugin on an

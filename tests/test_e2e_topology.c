@@ -442,7 +442,7 @@ Test(python_conveyor, invalid_stage_type)
                         "input = -\n"
                         "[cookie]\n"
                         "type = cookie\n",
-                        4, "unknown type 'cookie' (use processor, pipe, replicate, balance or join)");
+                        4, "unknown type 'cookie' (use processor, pipe, replicate, balance, join or source)");
 }
 
 /* test_disallow_abstract_Fork: there is no plain "fork". */
@@ -452,7 +452,7 @@ Test(python_conveyor, abstract_fork_type)
                         "type = fork\n"
                         "[a]\nplugin = text:upper\ninput = f\n"
                         "[b]\nplugin = text:upper\ninput = f\n",
-                        2, "unknown type 'fork' (use processor, pipe, replicate, balance or join)");
+                        2, "unknown type 'fork' (use processor, pipe, replicate, balance, join or source)");
 }
 
 /* test_pipeline_valid_start: a join cannot come first. */

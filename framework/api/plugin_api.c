@@ -92,6 +92,12 @@ void conveyor_log(conveyor_ctx *ctx, int level, const char *fmt, ...)
     va_end(ap);
 }
 
+int conveyor_stopping(conveyor_ctx *ctx)
+{
+    (void)ctx;  /* the stop request is the process's, whichever call asks */
+    return cv_child_stopping();
+}
+
 int conveyor_lock(conveyor_ctx *ctx, unsigned n)
 {
     cv_locks *l = ctx ? cv_ctx_locks(ctx) : NULL;

@@ -130,14 +130,14 @@ static int finish_stage(struct parser *p)
     const cv_stage_cfg *st = &p->cfg->stages[p->stage];
     const char *tname = cv_type_name(st->type);
 
-    if (st->type == CV_TYPE_PROCESSOR && !st->module)
+    if ((st->type == CV_TYPE_PROCESSOR || st->type == CV_TYPE_SOURCE) && !st->module)
         return fail(p, st->line, "stage [%s] has no plugin = MODULE:STAGE", st->name);
     for (size_t i = 0; i < p->nseen; i++) {
         const char *key = p->seen[i].key;
         int line = p->seen[i].line;
         const cv_config_key *k = cv_config_key_find(CV_SECTION_STAGE, key);
 
-        if (!k && st->type != CV_TYPE_PROCESSOR) {
+        if (!k && st->type != CV_TYPE_PROCESSOR && st->type != CV_TYPE_SOURCE) {
             /* Without a plugin nobody reads parameters: it is a misspelt key. */
             const char *s = cv_config_key_suggest(CV_SECTION_STAGE, key);
             if (s)

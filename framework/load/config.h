@@ -31,7 +31,8 @@ enum cv_transport { CV_TRANSPORT_RING, CV_TRANSPORT_PIPE };
 #define CV_POOL_AUTO SIZE_MAX
 #define CV_POOL_MIN (256 * 1024)
 enum cv_stage_type {
-    CV_TYPE_PROCESSOR, CV_TYPE_PIPE, CV_TYPE_REPLICATE, CV_TYPE_BALANCE, CV_TYPE_JOIN
+    CV_TYPE_PROCESSOR, CV_TYPE_PIPE, CV_TYPE_REPLICATE, CV_TYPE_BALANCE, CV_TYPE_JOIN,
+    CV_TYPE_SOURCE
 };
 enum cv_policy { CV_POLICY_LEAST_LOADED, CV_POLICY_ROUND_ROBIN };
 enum cv_order { CV_ORDER_ARRIVAL, CV_ORDER_CONCAT, CV_ORDER_SOURCE };
@@ -78,6 +79,7 @@ typedef struct cv_config {
     char *dir;               /* its folder, for relative paths */
     int pipeline_line;       /* line of [pipeline], 0 when absent */
     char *input;             /* "-" or a path resolved against dir */
+    int input_line;          /* 0 when the file does not set it */
     char *output;            /* "-" or a path resolved against dir */
     enum cv_framing framing;
     size_t shm_size;         /* 0 = no segment */

@@ -28,7 +28,7 @@ _Static_assert(sizeof(enum cv_on_error) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cv_restart) == sizeof(int), "enum size");
 
 static const char *const type_names[] = {
-    "processor", "pipe", "replicate", "balance", "join", NULL
+    "processor", "pipe", "replicate", "balance", "join", "source", NULL
 };
 static const char *const policy_names[] = { "least-loaded", "round-robin", NULL };
 static const char *const order_names[] = { "arrival", "concat", "source", NULL };
@@ -345,11 +345,13 @@ static int read_on_error(const cv_config_key *k, void *obj, const cv_key_value *
 #define STAGE(n, t) .name = (n), .section = CV_SECTION_STAGE, .types = (t)
 #define CFG(f) offsetof(cv_config, f)
 #define STG(f) offsetof(cv_stage_cfg, f)
-#define PROCESSOR CV_TYPE_BIT(CV_TYPE_PROCESSOR)
+#define PLUGIN CV_TYPES_PLUGIN
+#define PLUGIN_TEXT "processor and source stages"
 
 /* Within a section, the order is the order suggestions are tried in. */
 const cv_config_key cv_config_keys[] = {
-    { PIPELINE("input"), .kind = CV_KEY_PATH, .def = "-", .off = CFG(input) },
+    { PIPELINE("input"), .kind = CV_KEY_PATH, .def = "-", .off = CFG(input),
+      .line_off = CFG(input_line) },
     { PIPELINE("output"), .kind = CV_KEY_PATH, .def = "-", .off = CFG(output) },
     { PIPELINE("framing"), .kind = CV_KEY_ENUM, .names = framing_names, .def = "lines",
       .off = CFG(framing) },
@@ -376,27 +378,29 @@ const cv_config_key cv_config_keys[] = {
 
     { STAGE("type", CV_TYPES_ALL), .kind = CV_KEY_ENUM, .names = type_names,
       .def = "processor", .off = STG(type), .line_off = STG(type_line) },
-    { STAGE("plugin", PROCESSOR), .kind = CV_KEY_OTHER, .parse = read_plugin,
+    { STAGE("plugin", PLUGIN), .types_text = PLUGIN_TEXT, .kind = CV_KEY_OTHER, .parse = read_plugin,
       .off = STG(module), .line_off = STG(plugin_line) },
-    { STAGE("input", CV_TYPES_ALL), .kind = CV_KEY_OTHER, .parse = read_inputs,
+    /* A source has no input: it is where items come from. */
+    { STAGE("input", CV_TYPES_ALL & ~CV_TYPE_BIT(CV_TYPE_SOURCE)),
+      .types_text = "stages that read items (a source makes its own)", .kind = CV_KEY_OTHER, .parse = read_inputs,
       .unset = unset_inputs, .multi_line = true,
       .off = STG(inputs), .line_off = STG(input_line) },
-    { STAGE("replicas", PROCESSOR), .kind = CV_KEY_UINT, .min = 1, .max = 1024, .def = "1",
+    { STAGE("replicas", PLUGIN), .types_text = PLUGIN_TEXT, .kind = CV_KEY_UINT, .min = 1, .max = 1024, .def = "1",
       .off = STG(replicas), .line_off = STG(replicas_line) },
     { STAGE("policy", CV_TYPE_BIT(CV_TYPE_BALANCE)), .kind = CV_KEY_ENUM,
       .names = policy_names, .def = "least-loaded",
       .off = STG(policy), .line_off = STG(policy_line) },
-    /* A processor's order says how its replicas' outputs merge. */
-    { STAGE("order", CV_TYPE_BIT(CV_TYPE_JOIN) | PROCESSOR),
-      .types_text = "join stages and replicated processors",
+    /* A processor's (or source's) order says how its replicas' outputs merge. */
+    { STAGE("order", CV_TYPE_BIT(CV_TYPE_JOIN) | PLUGIN),
+      .types_text = "join stages and replicated processors and sources",
       .kind = CV_KEY_ENUM, .names = order_names, .def = "arrival",
       .off = STG(order), .line_off = STG(order_line) },
-    { STAGE("on_error", PROCESSOR), .kind = CV_KEY_ENUM, .names = on_error_words,
+    { STAGE("on_error", PLUGIN), .types_text = PLUGIN_TEXT, .kind = CV_KEY_ENUM, .names = on_error_words,
       .parse = read_on_error, .def = "fail",
       .off = STG(on_error), .line_off = STG(on_error_line) },
-    { STAGE("restart", PROCESSOR), .kind = CV_KEY_ENUM, .names = restart_names, .def = "no",
+    { STAGE("restart", PLUGIN), .types_text = PLUGIN_TEXT, .kind = CV_KEY_ENUM, .names = restart_names, .def = "no",
       .off = STG(restart), .line_off = STG(restart_line) },
-    { STAGE("max_restarts", PROCESSOR), .kind = CV_KEY_UINT, .min = 0, .max = 1000000,
+    { STAGE("max_restarts", PLUGIN), .types_text = PLUGIN_TEXT, .kind = CV_KEY_UINT, .min = 0, .max = 1000000,
       .def = "5", .off = STG(max_restarts) },
     { .name = NULL },
 };
@@ -441,7 +445,7 @@ int cv_config_key_check_type(const cv_config_key *k, const cv_stage_cfg *st, int
     if (k->types_text)
         return cv_config_fail(err, line, "%s is only for %s ([%s] is a %s)", k->name,
                               k->types_text, st->name, tname);
-    for (enum cv_stage_type t = CV_TYPE_PROCESSOR; t <= CV_TYPE_JOIN; t++)
+    for (enum cv_stage_type t = CV_TYPE_PROCESSOR; t <= CV_TYPE_SOURCE; t++)
         if (k->types == CV_TYPE_BIT(t))
             return cv_config_fail(err, line, "%s is only for %s stages ([%s] is a %s)",
                                   k->name, cv_type_name(t), st->name, tname);
@@ -503,7 +507,7 @@ void cv_config_key_free(enum cv_section s, void *obj)
 
 const char *cv_type_name(enum cv_stage_type t)
 {
-    return (unsigned)t < 5 ? type_names[t] : "?";
+    return (unsigned)t <= CV_TYPE_SOURCE ? type_names[t] : "?";
 }
 
 const char *cv_policy_name(enum cv_policy p)

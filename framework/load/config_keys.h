@@ -37,7 +37,9 @@ enum cv_key_kind {
 #define CV_TYPES_ALL                                                             \
     (CV_TYPE_BIT(CV_TYPE_PROCESSOR) | CV_TYPE_BIT(CV_TYPE_PIPE) |                \
      CV_TYPE_BIT(CV_TYPE_REPLICATE) | CV_TYPE_BIT(CV_TYPE_BALANCE) |             \
-     CV_TYPE_BIT(CV_TYPE_JOIN))
+     CV_TYPE_BIT(CV_TYPE_JOIN) | CV_TYPE_BIT(CV_TYPE_SOURCE))
+/* The types that run a plugin in processes of their own. */
+#define CV_TYPES_PLUGIN (CV_TYPE_BIT(CV_TYPE_PROCESSOR) | CV_TYPE_BIT(CV_TYPE_SOURCE))
 
 /* The first error of a load, kept as "PATH:LINE: what is wrong". */
 typedef struct cv_config_error {

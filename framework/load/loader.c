@@ -321,9 +321,9 @@ int cv_loader_stage(cv_loader *l, const char *module, const char *stage,
     size_t n = m->nstages;
     for (const conveyor_stage *s = m->stages; s->name; s++)
         if (strcmp(s->name, stage) == 0) {
-            if (!s->process) {
-                snprintf(err, errlen, "%s: stage '%s' has no process function (it is required)",
-                         m->path, stage);
+            if (!s->process && !s->produce) {
+                snprintf(err, errlen, "%s: stage '%s' has no process function (it is required, "
+                         "or produce for a source)", m->path, stage);
                 return -ENOEXEC;
             }
             *out = s;
@@ -401,6 +401,22 @@ static int check_params(const cv_config *cfg, const cv_stage_cfg *st, const conv
     return rc;
 }
 
+/* A source stage needs produce, a processor process: the type says which
+ * the section wants, and a plugin that offers only the other is named. */
+static int check_role(const cv_config *cfg, const cv_stage_cfg *st, const conveyor_stage *sd,
+                      char *err, size_t errlen)
+{
+    if (st->type == CV_TYPE_SOURCE && !sd->produce)
+        return cv_err_at(err, errlen, -ENOEXEC, cfg->path, st->plugin_line,
+                         "[%s] is a source, but %s:%s has no produce function: it is a "
+                         "processor (drop type = source)", st->name, st->module, st->stage);
+    if (st->type == CV_TYPE_PROCESSOR && !sd->process)
+        return cv_err_at(err, errlen, -ENOEXEC, cfg->path, st->plugin_line,
+                         "[%s] plugin = %s:%s is a source (it has produce and no process): "
+                         "write type = source in its section", st->name, st->module, st->stage);
+    return 0;
+}
+
 int cv_loader_resolve(cv_loader *l, const cv_config *cfg, const conveyor_stage **stages,
                       char *err, size_t errlen)
 {
@@ -408,13 +424,15 @@ int cv_loader_resolve(cv_loader *l, const cv_config *cfg, const conveyor_stage *
     for (size_t i = 0; i < cfg->nstages; i++) {
         const cv_stage_cfg *st = &cfg->stages[i];
         stages[i] = NULL;
-        if (st->type != CV_TYPE_PROCESSOR)
+        if (st->type != CV_TYPE_PROCESSOR && st->type != CV_TYPE_SOURCE)
             continue;
         int rc = cv_loader_stage(l, st->module, st->stage, &stages[i], why, sizeof why);
         if (rc < 0) {
             return cv_err_at(err, errlen, rc, cfg->path, st->plugin_line, "[%s] plugin = %s:%s: %s",
                              st->name, st->module, st->stage, why);
         }
+        if ((rc = check_role(cfg, st, stages[i], err, errlen)) < 0)
+            return rc;
         if ((rc = check_params(cfg, st, stages[i], err, errlen)) < 0)
             return rc;
     }
@@ -472,7 +490,8 @@ int cv_loader_list(cv_loader *l, FILE *out)
             char full[256];
             snprintf(full, sizeof full, "%s:%s", names[k], s->name);
             fprintf(out, "  %-24s %s%s\n", full, s->summary ? s->summary : "",
-                    s->process ? "" : " (unusable: no process function)");
+                    s->process || s->produce ? (s->process ? "" : " (a source)")
+                                             : " (unusable: no process function)");
             if (s->params)
                 for (const conveyor_param_spec *p = s->params; p->name; p++)
                     fprintf(out, "      %-20s %s\n", p->name, p->summary ? p->summary : "");

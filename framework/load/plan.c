@@ -5,7 +5,9 @@
  * Nodes are the config's stages plus two pseudo-nodes, the source (what
  * [pipeline] input reads) and the sink (what writes output).  Every node but
  * a fork feeds at most one consumer; forks feed at least two; terminal
- * processors, pipes and joins feed the sink.
+ * processors, pipes and joins feed the sink.  A pipeline with type = source
+ * stages has no built-in source: its items come from those stages, which
+ * have no inputs and compile like processors.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -33,6 +35,7 @@ typedef struct builder {
     node *nodes;
     int *terminals;     /* nodes feeding the sink, in file order */
     size_t nterminals;
+    int first_source;   /* the first type = source stage, or -1 */
     cv_plan *plan;
     /* per channel: its path through joins (ports), for ranking */
     unsigned **paths;
@@ -75,6 +78,8 @@ static int resolve_inputs(builder *b)
     for (size_t i = 0; i < cfg->nstages; i++) {
         const cv_stage_cfg *st = &cfg->stages[i];
         node *nd = &b->nodes[i];
+        if (st->type == CV_TYPE_SOURCE)
+            continue;   /* no input: the config refuses one */
         if (st->inputs_default || st->ninputs == 0) {
             push_int(&nd->in, &nd->nin, i == 0 ? SOURCE : (int)i - 1);
             continue;
@@ -116,6 +121,28 @@ static int resolve_inputs(builder *b)
     return 0;
 }
 
+/* A pipeline with source stages reads no [pipeline] input: a stage that
+ * would read it (the first section, without input =) or an input that is
+ * set is a mistake, named rather than ignored. */
+static int check_sources(builder *b, size_t source_readers)
+{
+    const cv_config *cfg = b->cfg;
+    const cv_stage_cfg *src = &cfg->stages[b->first_source];
+    if (source_readers) {
+        for (size_t i = 0; i < cfg->nstages; i++)
+            if (b->nodes[i].nin && b->nodes[i].in[0] == SOURCE)
+                return fail(b, cfg->stages[i].input_line,
+                            "[%s] reads the pipeline's input, but this pipeline's items come "
+                            "from its source stages ([%s] at line %d): name one in input =",
+                            cfg->stages[i].name, src->name, src->line);
+    }
+    if (cfg->input_line)
+        return fail(b, cfg->input_line,
+                    "[pipeline] input is never read: this pipeline's items come from its "
+                    "source stages ([%s] at line %d)", src->name, src->line);
+    return 0;
+}
+
 static int check_shapes(builder *b)
 {
     const cv_config *cfg = b->cfg;
@@ -145,6 +172,7 @@ static int check_shapes(builder *b)
                             cv_type_name(st->type), st->name, nd->nin);
             break;
         case CV_TYPE_PROCESSOR:
+        case CV_TYPE_SOURCE:
             break;
         }
 
@@ -166,6 +194,8 @@ static int check_shapes(builder *b)
             push_int(&b->terminals, &b->nterminals, (int)i);
         }
     }
+    if (b->first_source >= 0)
+        return check_sources(b, source_readers);
     if (source_readers == 0)
         return fail(b, cfg->stages[0].line,
                     "no stage reads the pipeline's input: the first section [%s] names an input, "
@@ -278,12 +308,16 @@ static int check_reachable(builder *b)
     size_t qh = 0, qt = 0;
     int rc = 0;
 
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        int seed = b->cfg->stages[i].type == CV_TYPE_SOURCE;
         for (size_t k = 0; k < b->nodes[i].nin; k++)
-            if (b->nodes[i].in[k] == SOURCE && !seen[i]) {
-                seen[i] = 1;
-                queue[qt++] = (int)i;
-            }
+            if (b->nodes[i].in[k] == SOURCE)
+                seed = 1;
+        if (seed && !seen[i]) {
+            seen[i] = 1;
+            queue[qt++] = (int)i;
+        }
+    }
     while (qh < qt) {
         int v = queue[qh++];
         for (size_t k = 0; k < b->nodes[v].nout; k++) {
@@ -297,7 +331,8 @@ static int check_reachable(builder *b)
     for (size_t i = 0; i < n && rc == 0; i++)
         if (!seen[i])
             rc = fail(b, b->cfg->stages[i].line,
-                      "stage [%s] is not reached from the pipeline's input", b->cfg->stages[i].name);
+                      "stage [%s] is not reached from the pipeline's %s", b->cfg->stages[i].name,
+                      b->first_source >= 0 ? "sources" : "input");
     free(seen);
     free(queue);
     return rc;
@@ -398,6 +433,8 @@ static cv_route *route_to(builder *b, int proc, int to, int from, unsigned *path
             route_add(r, route_to(b, proc, nd->out[k], to, path, len));
         return r;
     }
+    case CV_TYPE_SOURCE:
+        break;      /* never a destination: a source has no input */
     }
     return NULL;
 }
@@ -417,7 +454,8 @@ static enum cv_order node_order(const builder *b, int n, int *line, int *where)
         }
         *line = st->order_line;
         *where = n;
-        if (st->type == CV_TYPE_JOIN || st->type == CV_TYPE_PROCESSOR)
+        if (st->type == CV_TYPE_JOIN || st->type == CV_TYPE_PROCESSOR ||
+            st->type == CV_TYPE_SOURCE)
             return st->order;
         return CV_ORDER_ARRIVAL;
     }
@@ -455,7 +493,7 @@ static int cmp_paths(const unsigned *a, size_t na, const unsigned *c, size_t nc)
 
 static int proc_node(const cv_plan *pl, int p)
 {
-    if (pl->procs[p].kind == CV_PROC_SOURCE)
+    if (pl->procs[p].kind == CV_PROC_SOURCE && pl->procs[p].stage < 0)
         return SOURCE;
     if (pl->procs[p].kind == CV_PROC_SINK)
         return SINK;
@@ -553,7 +591,7 @@ static int check_restart(builder *b)
     const cv_plan *plan = b->plan;
     for (size_t p = 0; p < plan->nprocs; p++) {
         const cv_proc *pr = &plan->procs[p];
-        if (pr->kind != CV_PROC_STAGE)
+        if (pr->stage < 0)
             continue;
         const cv_stage_cfg *st = &b->cfg->stages[pr->stage];
         if (st->restart != CV_RESTART_ON_FAILURE)
@@ -607,6 +645,8 @@ static size_t leaves_to(const builder *b, int n, size_t *memo)
     case CV_TYPE_PROCESSOR:
         total = st->replicas;
         break;
+    case CV_TYPE_SOURCE:
+        break;      /* never a destination */
     case CV_TYPE_PIPE:
     case CV_TYPE_JOIN:
         total = leaves_from(b, n, memo);
@@ -637,7 +677,7 @@ static int check_size(builder *b)
         }
     for (size_t i = 0; i < cfg->nstages && total <= MAX_CHANNELS; i++) {
         const cv_stage_cfg *st = &cfg->stages[i];
-        if (st->type == CV_TYPE_PROCESSOR)
+        if (st->type == CV_TYPE_PROCESSOR || st->type == CV_TYPE_SOURCE)
             total = sat_add(total, sat_mul(st->replicas, leaves_from(b, (int)i, memo)));
     }
     if (total > MAX_CHANNELS)
@@ -650,7 +690,7 @@ static int check_size(builder *b)
 
 int cv_plan_build(const cv_config *cfg, cv_plan **out, char *err, size_t errlen)
 {
-    builder b = {.cfg = cfg, .err = err, .errlen = errlen};
+    builder b = {.cfg = cfg, .err = err, .errlen = errlen, .first_source = -1};
     int rc;
     *out = NULL;
 
@@ -658,6 +698,9 @@ int cv_plan_build(const cv_config *cfg, cv_plan **out, char *err, size_t errlen)
         return fail(&b, cfg->pipeline_line ? cfg->pipeline_line : 1, "the pipeline has no stages "
                     "(add a section such as [upper] with plugin = text:upper)");
     b.nodes = cv_calloc(cfg->nstages, sizeof *b.nodes);
+    for (size_t i = 0; i < cfg->nstages && b.first_source < 0; i++)
+        if (cfg->stages[i].type == CV_TYPE_SOURCE)
+            b.first_source = (int)i;
     if ((rc = resolve_inputs(&b)) || (rc = find_cycle(&b)) || (rc = check_depth(&b)) ||
         (rc = check_shapes(&b)) ||
         (rc = check_reachable(&b)) || (rc = check_size(&b)))
@@ -666,23 +709,32 @@ int cv_plan_build(const cv_config *cfg, cv_plan **out, char *err, size_t errlen)
     cv_plan *pl = cv_calloc(1, sizeof *pl);
     b.plan = pl;
     pl->cfg = cfg;
-    size_t nprocs = 2;
+    size_t nprocs = b.first_source >= 0 ? 1 : 2;
     for (size_t i = 0; i < cfg->nstages; i++)
-        if (cfg->stages[i].type == CV_TYPE_PROCESSOR)
+        if (cfg->stages[i].type == CV_TYPE_PROCESSOR || cfg->stages[i].type == CV_TYPE_SOURCE)
             nprocs += cfg->stages[i].replicas;
     pl->procs = cv_calloc(nprocs, sizeof *pl->procs);
     pl->nprocs = nprocs;
     size_t p = 0;
-    pl->procs[p++] = (cv_proc){.kind = CV_PROC_SOURCE, .stage = -1, .label = cv_strdup("source")};
-    for (size_t i = 0; i < cfg->nstages; i++) {
-        const cv_stage_cfg *st = &cfg->stages[i];
-        if (st->type != CV_TYPE_PROCESSOR)
-            continue;
-        b.nodes[i].first_proc = (int)p;
-        for (unsigned r = 0; r < st->replicas; r++)
-            pl->procs[p++] = (cv_proc){.kind = CV_PROC_STAGE, .stage = (int)i, .replica = r,
-                                       .label = proc_label(st, r)};
+    /* The sources first: the input reader, or every source stage's replicas. */
+    if (b.first_source < 0)
+        pl->procs[p++] = (cv_proc){.kind = CV_PROC_SOURCE, .stage = -1,
+                                   .label = cv_strdup("source")};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)
+            pl->nsources = p;
+        for (size_t i = 0; i < cfg->nstages; i++) {
+            const cv_stage_cfg *st = &cfg->stages[i];
+            if (st->type != (pass ? CV_TYPE_PROCESSOR : CV_TYPE_SOURCE))
+                continue;
+            b.nodes[i].first_proc = (int)p;
+            for (unsigned r = 0; r < st->replicas; r++)
+                pl->procs[p++] = (cv_proc){.kind = pass ? CV_PROC_STAGE : CV_PROC_SOURCE,
+                                           .stage = (int)i, .replica = r,
+                                           .label = proc_label(st, r)};
+        }
     }
+    pl->plugin_sources = b.first_source >= 0;
     pl->procs[p++] = (cv_proc){.kind = CV_PROC_SINK, .stage = -1, .label = cv_strdup("sink")};
 
     /* Routes: every producer process walks from its node downstream.  A
@@ -690,7 +742,7 @@ int cv_plan_build(const cv_config *cfg, cv_plan **out, char *err, size_t errlen)
     unsigned *path = cv_calloc(cfg->nstages + 2, sizeof *path);
     for (size_t q = 0; q + 1 < pl->nprocs; q++) {
         cv_proc *pr = &pl->procs[q];
-        if (pr->kind == CV_PROC_SOURCE) {
+        if (pr->kind == CV_PROC_SOURCE && pr->stage < 0) {
             int first = -1;
             for (size_t i = 0; i < cfg->nstages && first < 0; i++)
                 if (index_of(b.nodes[i].in, b.nodes[i].nin, SOURCE) >= 0)

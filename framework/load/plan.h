@@ -38,9 +38,11 @@ typedef struct cv_chan_desc {
 
 typedef struct cv_proc {
     enum cv_proc_kind kind;
-    int stage;                  /* index into cfg->stages, -1 for source/sink */
+    int stage;                  /* index into cfg->stages; -1 for the sink and
+                                   the built-in input reader */
     unsigned replica;
-    char *label;                /* "source", "sink", "upper", "upper[1]" */
+    char *label;                /* "source", "sink", "upper", "upper[1]" (a
+                                   source stage: its name, as a processor's) */
     cv_route *out;              /* NULL for the sink */
     int *inputs;                /* channel indices, sorted by rank */
     size_t ninputs;
@@ -49,8 +51,12 @@ typedef struct cv_proc {
 
 typedef struct cv_plan {
     const cv_config *cfg;
-    cv_proc *procs;             /* procs[0] is the source, the last the sink */
+    cv_proc *procs;             /* procs[0 .. nsources-1] are the sources, the
+                                   last is the sink */
     size_t nprocs;
+    size_t nsources;            /* the built-in input reader, or one process
+                                   per replica of every type = source stage */
+    int plugin_sources;         /* the sources are stages (no input reader) */
     cv_chan_desc *chans;
     size_t nchans;
 } cv_plan;

@@ -26,7 +26,8 @@ static void dot_stage_node(FILE *f, const cv_stage_cfg *st, size_t i)
     dot_escape(f, st->name);
     switch (st->type) {
     case CV_TYPE_PROCESSOR:
-        fprintf(f, "\\n");
+    case CV_TYPE_SOURCE:
+        fprintf(f, "\\n%s", st->type == CV_TYPE_SOURCE ? "source " : "");
         dot_escape(f, st->module ? st->module : "?");
         fputc(':', f);
         dot_escape(f, st->stage ? st->stage : "?");
@@ -57,9 +58,12 @@ int cv_plan_write_dot(const cv_plan *pl, FILE *f)
     fprintf(f, "  subgraph cluster_stages {\n    label=\"pipeline: ");
     dot_escape(f, cfg->path);
     fprintf(f, "\";\n");
-    fprintf(f, "    input [label=\"input\\n");
-    dot_escape(f, cfg->input);
-    fprintf(f, "\", shape=note];\n    output [label=\"output\\n");
+    if (!pl->plugin_sources) {
+        fprintf(f, "    input [label=\"input\\n");
+        dot_escape(f, cfg->input);
+        fprintf(f, "\", shape=note];\n");
+    }
+    fprintf(f, "    output [label=\"output\\n");
     dot_escape(f, cfg->output);
     fprintf(f, "\", shape=note];\n");
     int *has_consumer = cv_calloc(cfg->nstages, sizeof *has_consumer);
@@ -67,6 +71,8 @@ int cv_plan_write_dot(const cv_plan *pl, FILE *f)
         dot_stage_node(f, &cfg->stages[i], i);
     for (size_t i = 0; i < cfg->nstages; i++) {
         const cv_stage_cfg *st = &cfg->stages[i];
+        if (st->type == CV_TYPE_SOURCE)
+            continue;
         if (st->inputs_default || st->ninputs == 0) {
             if (i == 0)
                 fprintf(f, "    input -> s0;\n");
@@ -101,7 +107,7 @@ int cv_plan_write_dot(const cv_plan *pl, FILE *f)
         dot_escape(f, pr->label);
         if (pr->ninputs > 1)
             fprintf(f, "\\nmerge: %s", cv_order_name(pr->order));
-        fprintf(f, "\", shape=%s];\n", pr->kind == CV_PROC_STAGE ? "box" : "cds");
+        fprintf(f, "\", shape=%s];\n", pr->stage >= 0 ? "box" : "cds");
     }
     for (size_t c = 0; c < pl->nchans; c++) {
         const cv_chan_desc *ch = &pl->chans[c];

@@ -4,7 +4,8 @@
  * emit), of a stage (init, process each item, fini) or of the sink (write
  * the output).  A process ends with _exit and one of the CV_CHILD_* codes
  * the host reads; errors reach the loops as -errno, and peer_gone() alone
- * turns a consumer that went away into a quiet exit.
+ * turns a consumer that went away into a quiet exit.  A source stage (a
+ * plugin with produce) runs a loop of its own in place of the reader.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,10 +32,15 @@ static void on_stop_signal(int sig)
     stop_requested = 1;
 }
 
+int cv_child_stopping(void)
+{
+    return stop_requested;
+}
+
 const char *cv_proc_desc(const cv_run *r, int p, char *buf, size_t n)
 {
     const cv_proc *pr = &r->plan->procs[p];
-    if (pr->kind == CV_PROC_SOURCE)
+    if (pr->kind == CV_PROC_SOURCE && pr->stage < 0)
         snprintf(buf, n, "the input reader");
     else if (pr->kind == CV_PROC_SINK)
         snprintf(buf, n, "the output writer");
@@ -307,7 +313,8 @@ static int stage_init(cv_run *r, const conveyor_stage *sd, const char *who)
         return -1;
     conveyor_ctx *ctx = &r->ctx;
     r->pstats[r->self].phase = CV_PHASE_INIT;
-    ctx->seq = 0;
+    if (!r->seq_stride)
+        ctx->seq = 0;   /* a source numbers what init emits as any item */
     ctx->in_call = 1;
     int rc = sd->init(ctx);
     ctx->in_call = 0;
@@ -405,7 +412,8 @@ static int stage_fini(cv_run *r, const conveyor_stage *sd, const cv_stage_cfg *s
     r->pstats[r->self].phase = CV_PHASE_FINI;
     if (sd->fini) {
         conveyor_ctx *ctx = &r->ctx;
-        ctx->seq = UINT64_MAX;
+        if (!r->seq_stride)
+            ctx->seq = UINT64_MAX;
         ctx->in_call = 1;
         sd->fini(ctx);
         ctx->in_call = 0;
@@ -456,6 +464,105 @@ static int run_stage(cv_run *r)
     return finish_outputs(r, who);
 }
 
+/* --- a source stage ----------------------------------------------------- */
+
+/* After init or a produce call: what it emitted is handed on, and
+ * visible to its consumers at once, since the next call may block for as
+ * long as its data takes to come (publishing wakes a consumer only when it
+ * sleeps).  Under restart = on-failure this is the point a restarted
+ * source resumes from: the counters first (items_in is how many items the
+ * source has handed on, which numbers its next item), then the channels. */
+static void source_handed_on(cv_run *r)
+{
+    r->n_in = r->n_out;
+    if (r->ack)
+        cv_run_publish_counts(r);
+    for (size_t i = 0; i < r->nouts; i++)
+        cv_channel_publish(r->outs[i]);
+}
+
+/* A produce call that failed (RC < 0) under on_error = skip or
+ * dead-letter: counted, and said at the 1st, 10th, 100th ... so that a
+ * source failing on every call is loud without flooding. */
+static void produce_failed(cv_run *r, const char *who, int rc, uint64_t failures)
+{
+    r->pstats[r->self].failed++;
+    for (uint64_t p = 1; p <= failures; p *= 10)
+        if (p == failures) {
+            cv_warn("%s: produce failed (%s); %" PRIu64 " failure%s so far, going on as "
+                    "on_error says", who, strerror(-rc), failures, failures == 1 ? "" : "s");
+            break;
+        }
+}
+
+/* The loop of a type = source stage: init, produce until it returns
+ * CONVEYOR_END (which it does promptly once the host asks it to stop), fini.  Source process K of
+ * N numbers its items K+1, K+1+N, K+1+2N ...: the numbers of all sources
+ * are distinct, and an order = source merge of several sources takes their
+ * items in turn. */
+static int run_producer(cv_run *r)
+{
+    const cv_proc *pr = &r->plan->procs[r->self];
+    const cv_stage_cfg *st = &r->cfg->stages[pr->stage];
+    const conveyor_stage *sd = r->stages[pr->stage];
+    conveyor_ctx *ctx = &r->ctx;
+    char who[256];
+    uint64_t failures = 0;
+    int code;
+
+    cv_proc_desc(r, r->self, who, sizeof who);
+    r->seq_stride = r->plan->nsources;
+    ctx->seq = r->n_in * r->seq_stride + (uint64_t)r->self + 1;
+    r->n_out = r->n_in;     /* a restarted source: what it had handed on */
+    r->source_low = ctx->seq;
+    /* The stop request is let in at any moment: it interrupts a system call
+     * a produce() is blocked in (the handler has no SA_RESTART). */
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_UNBLOCK, &usr1, NULL);
+
+    if ((code = stage_init(r, sd, who)) >= 0)
+        return code;
+    source_handed_on(r);
+    r->pstats[r->self].phase = CV_PHASE_ITEMS;
+    /* Called until it says it has ended, also after a stop request, which
+     * it answers with CONVEYOR_END (what it holds may be emitted first). */
+    for (;;) {
+        ctx->in_call = 1;
+        int rc = sd->produce(ctx);
+        ctx->in_call = 0;
+        if ((code = after_call(r, who, "produce", 0, CV_CHILD_ITEM_FAILED)) >= 0)
+            return code;
+        r->n_done++;
+        source_handed_on(r);
+        if (rc == CONVEYOR_MORE)
+            continue;
+        if (rc == CONVEYOR_END)
+            break;
+        if (rc > 0) {
+            cv_error("%s: produce returned %d (it returns CONVEYOR_MORE, CONVEYOR_END or a "
+                     "negative error code)", who, rc);
+            return CV_CHILD_ITEM_FAILED;
+        }
+        failures++;
+        if (st->on_error == CV_ON_ERROR_FAIL) {
+            r->pstats[r->self].failed++;
+            cv_error("%s: produce failed (%s, returned %d)", who, strerror(-rc), rc);
+            return CV_CHILD_ITEM_FAILED;
+        }
+        produce_failed(r, who, rc, failures);
+    }
+    if ((code = stage_fini(r, sd, st, who, 0)) != CV_CHILD_OK)
+        return code;
+    if (failures)
+        cv_warn("%s: %" PRIu64 " failed produce call%s skipped", who, failures,
+                failures == 1 ? "" : "s");
+    r->n_in = r->n_out;
+    r->source_low = UINT64_MAX;
+    return finish_outputs(r, who);
+}
+
 /* --- set-up ------------------------------------------------------------- */
 
 /* The host coordinates stopping: terminal signals to the process group
@@ -503,7 +610,7 @@ static void child_channels(cv_run *r, int p, int restarted)
     r->nins = pr->ninputs;
     /* restart = on-failure: work item by item, and a restarted process takes
      * over where the dead one had finished. */
-    r->ack = pr->kind == CV_PROC_STAGE && r->cfg->stages[pr->stage].restart == CV_RESTART_ON_FAILURE;
+    r->ack = pr->stage >= 0 && r->cfg->stages[pr->stage].restart == CV_RESTART_ON_FAILURE;
     if (r->ack) {
         for (size_t i = 0; i < r->nins; i++)
             cv_channel_set_ack(r->ins[i], CV_END_READ);
@@ -578,7 +685,7 @@ _Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *host_mask, int re
 
     cv_proc_stats *ps = &r->pstats[p];
     ps->finished = 0;
-    ps->phase = pr->kind == CV_PROC_STAGE ? CV_PHASE_START : CV_PHASE_ITEMS;
+    ps->phase = pr->stage >= 0 ? CV_PHASE_START : CV_PHASE_ITEMS;
     /* Die with the host, even if it is SIGKILLed. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != r->host)
@@ -591,7 +698,7 @@ _Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *host_mask, int re
      * core the process it waits for needs: spin briefly, if at all. */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     cv_ring_set_spin_limit(cpus > 0 && (long)r->plan->nprocs > cpus ? 0 : 20000);
-    if (pr->kind == CV_PROC_STAGE)
+    if (pr->stage >= 0)
         cv_log_set_origin(pr->label);
 
     child_channels(r, p, restarted);
@@ -599,7 +706,7 @@ _Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *host_mask, int re
     r->n_in = r->pstats[p].items_in;
     r->n_out = r->pstats[p].items_out;
     r->n_done = r->pstats[p].done;
-    child_stdio(r, pr->kind);
+    child_stdio(r, pr->stage < 0 ? pr->kind : CV_PROC_STAGE);
 
     r->ctx = (conveyor_ctx){.run = r, .proc = p,
                             .cfg = pr->stage >= 0 ? &r->cfg->stages[pr->stage] : NULL,
@@ -609,7 +716,7 @@ _Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *host_mask, int re
 
     int code;
     switch (pr->kind) {
-    case CV_PROC_SOURCE: code = run_source(r); break;
+    case CV_PROC_SOURCE: code = pr->stage >= 0 ? run_producer(r) : run_source(r); break;
     case CV_PROC_SINK: code = run_sink(r); break;
     default: code = run_stage(r); break;
     }

@@ -27,6 +27,27 @@ void cv_run_publish_counts(cv_run *r)
 
 /* --- emitting --------------------------------------------------------- */
 
+/* A source stage: the item just emitted had number ctx->seq; the next one
+ * gets the next number of this source process, and consumers of ordered
+ * channels learn how far it has got (at least every CV_WATERMARK_LAG
+ * items). */
+__attribute__((noinline)) static void next_source_item(cv_run *r, conveyor_ctx *ctx)
+{
+    ctx->seq += r->seq_stride;
+    r->source_low = ctx->seq;
+    if (r->has_ordered && r->source_low - r->last_sync >= CV_WATERMARK_LAG * r->seq_stride)
+        cv_run_sync_watermarks(r);
+}
+
+/* Counts an item sent; per item. */
+static inline void count_emit(conveyor_ctx *ctx)
+{
+    cv_run *r = ctx->run;
+    r->n_out++;
+    if (__builtin_expect(r->seq_stride != 0, 0))
+        next_source_item(r, ctx);
+}
+
 uint64_t cv_run_current_low(cv_run *r)
 {
     const cv_proc *pr = &r->plan->procs[r->self];
@@ -205,7 +226,7 @@ static int emitted(conveyor_ctx *ctx, int rc)
             ctx->emit_error = rc;
         return rc;
     }
-    ctx->run->n_out++;
+    count_emit(ctx);
     return 0;
 }
 
@@ -232,7 +253,7 @@ int cv_ctx_emit(conveyor_ctx *ctx, const void *item, size_t len)
 {
     cv_run *r = ctx->run;
     if (!ctx->begun && (item || !len) && cv_run_emit_direct(r, ctx->seq, item, len)) {
-        r->n_out++;
+        count_emit(ctx);
         return 0;
     }
     return ctx_emit_routed(ctx, item, len);
@@ -325,7 +346,7 @@ int cv_ctx_emit_commit(conveyor_ctx *ctx, size_t len)
         return rc;
     if (r->view[c] < ctx->seq)
         r->view[c] = ctx->seq;
-    r->n_out++;
+    count_emit(ctx);
     return 0;
 }
 

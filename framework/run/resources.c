@@ -32,6 +32,8 @@ static int std_closed(const cv_config *cfg, const char *key, int fd)
 static int open_input(cv_run *r)
 {
     const cv_config *cfg = r->cfg;
+    if (r->plan->plugin_sources)
+        return 0;   /* the items come from source stages: no input is read */
     r->in_fd = STDIN_FILENO;
     if (strcmp(cfg->input, "-") == 0)
         return std_closed(cfg, "input", STDIN_FILENO);
@@ -53,7 +55,7 @@ static int same_file(cv_run *r)
     struct stat in, out;
     int have_out = strcmp(cfg->output, "-") == 0 ? fstat(STDOUT_FILENO, &out) == 0
                                                   : stat(cfg->output, &out) == 0;
-    if (!have_out || fstat(r->in_fd, &in) != 0 || !S_ISREG(in.st_mode) || !S_ISREG(out.st_mode) ||
+    if (r->in_fd < 0 || !have_out || fstat(r->in_fd, &in) != 0 || !S_ISREG(in.st_mode) || !S_ISREG(out.st_mode) ||
         in.st_dev != out.st_dev || in.st_ino != out.st_ino)
         return 0;
     cv_error("%s: the input (%s) and the output (%s) are the same file; the run would destroy it",

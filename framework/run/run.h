@@ -113,6 +113,8 @@ struct cv_run {
     int has_ordered;
     int ack;                    /* restart = on-failure: item by item */
     uint64_t source_low;        /* source: the next seq it may send */
+    uint64_t seq_stride;        /* a source stage: how far apart its item numbers
+                                   are (the number of source processes); 0 else */
     cv_inbox inbox;
     conveyor_ctx ctx;
     uint64_t last_sync;
@@ -159,6 +161,9 @@ const char *cv_sig_name(int sig);
  * starts from; RESTARTED: it takes over the channels of a process that
  * died. */
 _Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *mask, int restarted);
+
+/* Non-zero once the host asked this process to stop (a source's drain). */
+int cv_child_stopping(void);
 
 /* "stage 'a' replica 1", "the input reader", ... for messages. */
 const char *cv_proc_desc(const cv_run *r, int p, char *buf, size_t n);

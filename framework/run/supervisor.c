@@ -94,8 +94,12 @@ static const char *where_died(const cv_run *r, int p, char *buf, size_t n)
 {
     const cv_proc_stats *ps = &r->pstats[p];
     buf[0] = '\0';
-    if (r->plan->procs[p].kind != CV_PROC_STAGE)
+    if (r->plan->procs[p].stage < 0)
         return buf;
+    if (r->plan->procs[p].kind == CV_PROC_SOURCE && ps->phase == CV_PHASE_ITEMS) {
+        snprintf(buf, n, " in produce");
+        return buf;
+    }
     switch (ps->phase) {
     case CV_PHASE_START: snprintf(buf, n, " before it started"); break;
     case CV_PHASE_INIT: snprintf(buf, n, " in init, before reading its input"); break;
@@ -356,7 +360,7 @@ static int restart_child(cv_supervisor *sv, int p, int status)
 {
     cv_run *r = &sv->run;
     const cv_proc *pr = &r->plan->procs[p];
-    if (pr->kind != CV_PROC_STAGE || r->cfg->stages[pr->stage].restart != CV_RESTART_ON_FAILURE)
+    if (pr->stage < 0 || r->cfg->stages[pr->stage].restart != CV_RESTART_ON_FAILURE)
         return 0;
     cv_proc_stats *ps = &r->pstats[p];
     if (ps->done > sv->done_at_crash[p])
@@ -381,6 +385,8 @@ static int restart_child(cv_supervisor *sv, int p, int status)
     }
     if (pid == 0)
         cv_child_main(r, p, &sv->child_mask, 1);
+    if (pr->kind == CV_PROC_SOURCE && sv->draining_sig)
+        kill(pid, SIGUSR1);     /* a source restarted during a drain stops too */
     sv->pids[p] = pid;
     sv->killed[p] = 0;
     sv->alive++;
@@ -473,6 +479,22 @@ static uint64_t in_flight(const cv_supervisor *sv)
     return n;
 }
 
+/* Items that entered the pipeline: what its sources handed on. */
+static uint64_t items_read(const cv_run *r)
+{
+    uint64_t n = 0;
+    for (size_t p = 0; p < r->plan->nsources; p++)
+        n += r->pstats[p].items_out;
+    return n;
+}
+
+/* The processes a summary gives a line each: every stage's, a source
+ * stage's too, but not the input reader's and the output writer's. */
+static int has_own_line(const cv_run *r, size_t p)
+{
+    return r->plan->procs[p].stage >= 0;
+}
+
 static double seconds_since(const struct timespec *t)
 {
     struct timespec now;
@@ -487,9 +509,11 @@ static void snapshot(cv_supervisor *sv)
     size_t n = sv->nprocs;
     double secs = seconds_since(&sv->started);
     cv_notice("snapshot at %.1f s: %" PRIu64 " items read, %" PRIu64 " written, %" PRIu64
-              " in flight%s", secs, r->pstats[0].items_out, r->pstats[n - 1].items_out,
+              " in flight%s", secs, items_read(r), r->pstats[n - 1].items_out,
               in_flight(sv), sv->draining_sig ? " (draining)" : "");
-    for (size_t p = 1; p + 1 < n; p++) {
+    for (size_t p = 0; p < n; p++) {
+        if (!has_own_line(r, p))
+            continue;
         const cv_proc_stats *ps = &r->pstats[p];
         char at[48] = "";
         if (ps->current)
@@ -515,8 +539,9 @@ static void start_drain(cv_supervisor *sv, int sig)
     }
     cv_notice("received SIG%s: finishing the items in flight (%" PRIu64 "); send it again to "
               "stop at once", cv_sig_name(sig), in_flight(sv));
-    if (sv->pids[0] > 0)
-        kill(sv->pids[0], SIGUSR1);
+    for (size_t p = 0; p < sv->run.plan->nsources; p++)
+        if (sv->pids[p] > 0)
+            kill(sv->pids[p], SIGUSR1);
 }
 
 /* The drain took longer than drain_timeout: stop as on a second signal. */
@@ -619,7 +644,7 @@ static const char *plural(uint64_t n)
 static void summary_head(const cv_supervisor *sv, int status, double secs)
 {
     const cv_run *r = &sv->run;
-    uint64_t read = r->pstats[0].items_out, written = r->pstats[sv->nprocs - 1].items_out;
+    uint64_t read = items_read(r), written = r->pstats[sv->nprocs - 1].items_out;
     char how[64];
     if (status > 128)
         snprintf(how, sizeof how, "stopped by SIG%s after", cv_sig_name(status - 128));
@@ -652,7 +677,9 @@ static void summary(cv_supervisor *sv, int status)
     if (cv_log_level < 1)
         return;
     summary_head(sv, status, seconds_since(&sv->started));
-    for (size_t p = 1; p + 1 < sv->nprocs; p++) {
+    for (size_t p = 0; p < sv->nprocs; p++) {
+        if (!has_own_line(r, p))
+            continue;
         const cv_proc_stats *ps = &r->pstats[p];
         unsigned restarts = sv->restarts_of ? sv->restarts_of[p] : 0;
         cv_notice("  %s: %" PRIu64 " in, %" PRIu64 " out, %" PRIu64 " failed, %u restart%s%s",

@@ -137,8 +137,9 @@ typedef struct conveyor_stage {
      * ends), or a negative errno-style code when it failed: the stage's
      * on_error applies (fail stops the pipeline; skip and dead-letter
      * count the failure and call produce() again).  It MUST return
-     * CONVEYOR_END promptly once conveyor_stopping() is non-zero; what it
-     * emitted before still drains.  A source stage needs no process(): it
+     * CONVEYOR_END promptly once conveyor_stopping() is non-zero (it is
+     * called until it does; what it emitted before, and may still emit in
+     * that last call and in fini(), drains).  A source stage needs no process(): it
      * has no input.  Under restart = on-failure the items a produce() call
      * emitted are handed on when it returns, so a source that crashes
      * inside one loses nothing it had handed on and duplicates nothing:
@@ -336,12 +337,14 @@ CONVEYOR_API int conveyor_forward(conveyor_ctx *ctx);
  * A module that calls these is built with CONVEYOR_ABI_MINOR 2 or later. */
 
 /**
- * Non-zero once the pipeline was asked to stop (SIGINT, SIGTERM, SIGHUP to
- * the host, or the end of the run): a source's produce() then returns
- * CONVEYOR_END promptly.  Meaningful in any stage; it costs a system call
- * at most, not to be called per byte.  While produce() runs, the host's
- * stop request is a signal whose handler is installed without SA_RESTART,
- * so a system call blocked inside produce() returns EINTR when it comes.
+ * In a source stage: non-zero once the pipeline was asked to stop (SIGINT,
+ * SIGTERM or SIGHUP to the host): produce() then returns CONVEYOR_END
+ * promptly.  It reads a flag: cheap enough to call
+ * per item.  In a source's process the host's stop request is a signal
+ * whose handler is installed without SA_RESTART, so a system call blocked
+ * inside produce() (a read() on a socket, poll()) returns EINTR when it
+ * comes.  Other stages are not asked to stop (they finish what is in
+ * flight): there it returns 0.
  */
 CONVEYOR_API int conveyor_stopping(conveyor_ctx *ctx);
 

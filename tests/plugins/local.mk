@@ -6,13 +6,17 @@ check_LTLIBRARIES += tests/plugins/testplug.la tests/plugins/bad_abi.la \
 	tests/plugins/newer_minor.la tests/plugins/small_size.la \
 	tests/plugins/no_entry.la tests/plugins/no_process.la tests/plugins/abi10.la \
 	tests/plugins/abi11.la tests/plugins/wide_stage.la tests/plugins/narrow_stage.la \
-	tests/plugins/unresolved.la
+	tests/plugins/unresolved.la tests/plugins/sources.la
 
 TESTPLUGIN_LDFLAGS = -module -avoid-version -no-undefined -rpath /nowhere
 
 tests_plugins_testplug_la_SOURCES = tests/plugins/testplug.c
 tests_plugins_testplug_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
 tests_plugins_testplug_la_LIBADD = framework/libconveyor.la
+
+tests_plugins_sources_la_SOURCES = tests/plugins/sources.c
+tests_plugins_sources_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
+tests_plugins_sources_la_LIBADD = framework/libconveyor.la
 
 tests_plugins_bad_abi_la_SOURCES = tests/plugins/bad_abi.c tests/plugins/hand_made.h
 tests_plugins_bad_abi_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
