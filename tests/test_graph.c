@@ -791,3 +791,48 @@ Test(graph_plan, dot_output)
     free(text);
     free_plan(pl);
 }
+
+/* type = source stages take the input reader's place: their replicas are
+ * the first processes, there is no "source" process, and they route like
+ * processors. */
+Test(graph_plan, source_stages_are_the_first_processes)
+{
+    cv_plan *pl = build("[a]\ntype = source\nplugin = m:a\nreplicas = 2\n"
+                        "[b]\ntype = source\nplugin = m:b\n"
+                        "[j]\ntype = join\ninput = a, b\norder = source\n"
+                        "[z]\nplugin = text:upper\n");
+    cr_assert_eq(pl->nsources, 3);
+    cr_assert(pl->plugin_sources);
+    cr_assert_eq(pl->nprocs, 5);
+    cr_assert_str_eq(pl->procs[0].label, "a[0]");
+    cr_assert_str_eq(pl->procs[1].label, "a[1]");
+    cr_assert_str_eq(pl->procs[2].label, "b");
+    for (int p = 0; p < 3; p++) {
+        cr_assert_eq(pl->procs[p].kind, CV_PROC_SOURCE);
+        cr_assert_eq(pl->procs[p].ninputs, 0);
+    }
+    cr_assert_eq(pl->procs[3].kind, CV_PROC_STAGE);
+    cr_assert_str_eq(inputs_of(pl, "z"), "a[0] a[1] b");
+    cr_assert_eq(order_of(pl, "z"), CV_ORDER_SOURCE);
+    cr_assert(chan(pl, "a[0]", "z")->ordered);
+    cr_assert(chan(pl, "b", "z")->ordered);
+    free_plan(pl);
+}
+
+Test(graph_plan, without_source_stages_the_reader_is_the_only_source)
+{
+    cv_plan *pl = build("[z]\nplugin = text:upper\n");
+    cr_assert_eq(pl->nsources, 1);
+    cr_assert_not(pl->plugin_sources);
+    cr_assert_eq(pl->procs[0].kind, CV_PROC_SOURCE);
+    cr_assert_eq(pl->procs[0].stage, -1);
+    free_plan(pl);
+}
+
+Test(graph_errors, a_cycle_beside_a_source_is_found)
+{
+    expect_error("[a]\ntype = source\nplugin = m:a\n"     /* 1-3 */
+                 "[x]\nplugin = m:x\ninput = y\n"          /* 4-6 */
+                 "[y]\nplugin = m:y\ninput = x\n",         /* 7-9 */
+                 "t.ini:6: the stages form a cycle: x -> y -> x");
+}
