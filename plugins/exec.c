@@ -87,50 +87,32 @@ static int choice(conveyor_ctx *ctx, const char *key, const char *value,
     return -1;
 }
 
-/* A duration as [pipeline] drain_timeout takes it: digits and ms, s, m or h
- * (seconds without one); 0 is no limit.  0, or -EINVAL after saying why. */
-static int parse_timeout(conveyor_ctx *ctx, const char *s, long *ms)
+/* timeout: a duration (a bare number is seconds), 0 for no limit; the
+ * limit is what a poll() timeout holds.  0, or -EINVAL after saying why. */
+static int read_timeout(conveyor_ctx *ctx, exec_state *st)
 {
-    static const struct { const char *suffix; long ms; } units[] = {
-        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"", 1000},
-    };
-    unsigned long long v = 0;
-    const char *p = s;
+    const char *s = conveyor_param(ctx, "timeout");
+    uint64_t ms = 0;
+    int rc = conveyor_param_duration(ctx, "timeout", &ms);
 
-    for (; *p >= '0' && *p <= '9'; p++) {
-        v = v * 10 + (unsigned long long)(*p - '0');
-        if (v > 1000000000ULL)
-            break;
+    if (rc <= 0)
+        return rc;
+    if (ms > INT32_MAX) {
+        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "timeout must be at most 24 days, not '%s'", s);
+        return -EINVAL;
     }
-    for (size_t i = 0; p != s && i < sizeof units / sizeof *units; i++) {
-        if (strcmp(p, units[i].suffix) != 0)
-            continue;
-        if (v > (unsigned long long)(INT32_MAX / units[i].ms))
-            break;
-        *ms = (long)v * units[i].ms;
-        return 0;
-    }
-    conveyor_log(ctx, CONVEYOR_LOG_ERROR,
-                 "timeout must be a duration up to 24 days (digits and ms, s, m or h), not '%s'",
-                 s);
-    return -EINVAL;
+    st->timeout_ms = (long)ms;
+    st->timeout_text = s;
+    return 0;
 }
 
-/* error_prefix: "..." keeps the spaces the INI reader would trim. */
+/* error_prefix (the host unquotes "ERROR: ", the declared default). */
 static int read_error_prefix(conveyor_ctx *ctx, exec_state *st)
 {
     const char *s = conveyor_param(ctx, "error_prefix");
-    size_t n;
 
-    if (!s)
-        s = "\"ERROR: \"";
-    n = strlen(s);
-    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
-        s++;
-        n -= 2;
-    }
-    st->error_prefix = strndup(s, n);
-    st->error_prefix_len = n;
+    st->error_prefix = strdup(s ? s : "");
+    st->error_prefix_len = s ? strlen(s) : 0;
     return st->error_prefix ? 0 : -ENOMEM;
 }
 
@@ -150,7 +132,6 @@ static const char *show(char *buf, const char *text)
 
 static int read_command(conveyor_ctx *ctx, exec_state *st)
 {
-    static const char *const yes_no[] = {"no", "yes", NULL};
     const char *command = conveyor_param(ctx, "command");
     const char *why = NULL;
     int rc;
@@ -159,7 +140,7 @@ static int read_command(conveyor_ctx *ctx, exec_state *st)
         conveyor_log(ctx, CONVEYOR_LOG_ERROR, "exec:run needs a command (command = PROGRAM ARGS...)");
         return -EINVAL;
     }
-    if ((st->shell = choice(ctx, "shell", conveyor_param(ctx, "shell"), yes_no, 0)) < 0)
+    if (conveyor_param_bool(ctx, "shell", &st->shell) < 0)
         return -EINVAL;
     if (!(st->command = strdup(command)))
         return -ENOMEM;
@@ -185,8 +166,7 @@ static int read_params(conveyor_ctx *ctx, exec_state *st)
     st->framing = (enum exec_framing)f;
     if ((st->per_item = choice(ctx, "reply", conveyor_param(ctx, "reply"), replies, 0)) < 0)
         return -EINVAL;
-    st->timeout_text = conveyor_param(ctx, "timeout");
-    if (st->timeout_text && parse_timeout(ctx, st->timeout_text, &st->timeout_ms) < 0)
+    if (read_timeout(ctx, st) < 0)
         return -EINVAL;
     return read_error_prefix(ctx, st);
 }
@@ -524,6 +504,21 @@ static int exec_init(conveyor_ctx *ctx)
     return 0;
 }
 
+/* --check, and the host before every run: every parameter read as init()
+ * reads them (the command split, the choices, the timeout), nothing run. */
+static int exec_check(conveyor_ctx *ctx)
+{
+    exec_state *st = calloc(1, sizeof *st);
+    int rc;
+
+    if (!st)
+        return -ENOMEM;
+    st->proc.in_fd = st->proc.out_fd = st->proc.err_fd = -1;
+    rc = read_params(ctx, st);
+    state_free(st);
+    return rc;
+}
+
 static int exec_process(conveyor_ctx *ctx, const void *item, size_t len)
 {
     exec_state *st = conveyor_userdata(ctx);
@@ -578,23 +573,24 @@ static void exec_fini(conveyor_ctx *ctx)
 }
 
 static const conveyor_param_spec run_params[] = {
-    { .name = "command", .summary = "the program and its arguments, split as sh does but run without a shell "
-                 "(required)" },
-    { .name = "shell", .summary = "yes: run command through /bin/sh -c instead (default no)" },
+    { .name = "command", .summary = "the program and its arguments, split as sh does but run without a shell",
+      .flags = CONVEYOR_PARAM_REQUIRED },
+    { .name = "shell", .summary = "yes: run command through /bin/sh -c instead", .default_value = "no" },
     { .name = "framing", .summary = "lines, nul or length32: how items are written to the program and its output "
-                 "cut (default lines)" },
+                 "cut", .default_value = "lines" },
     { .name = "reply", .summary = "stream (a filter: any number of outputs) or per-item (exactly one reply per "
-               "item; default stream)" },
+               "item)", .default_value = "stream" },
     { .name = "timeout", .summary = "per-item: the longest a reply may take; stream: the longest the program may "
-                 "neither read nor write (ms, s, m, h; default none)" },
-    { .name = "error_prefix", .summary = "per-item: a reply starting so fails the item (default \"ERROR: \")" },
+                 "neither read nor write (ms, s, m, h; seconds without one; none when not set)" },
+    { .name = "error_prefix", .summary = "per-item: a reply starting so fails the item",
+      .default_value = "\"ERROR: \"" },
     { .name = NULL },
 };
 
 static const conveyor_stage stages[] = {
     { .name = "run", .summary = "runs a program and passes items through it",
       .init = exec_init, .process = exec_process, .fini = exec_fini, .params = run_params,
-      .produce = exec_produce },
+      .produce = exec_produce, .check = exec_check },
     { .name = NULL },
 };
 

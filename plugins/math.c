@@ -113,25 +113,41 @@ static int cube_process(conveyor_ctx *ctx, const void *item, size_t len)
     return rc != 0 ? rc : emit_number(ctx, v * v * v, item, len);
 }
 
-/* add keeps the parsed value in its userdata. */
-static int add_init(conveyor_ctx *ctx)
+/* add's value: 0, or non-zero after saying why.  init() and check(). */
+static int read_addend(conveyor_ctx *ctx, double *addend)
 {
     const char *value = conveyor_param(ctx, "value");
-    double *addend;
     int rc;
 
     if (!value) {
         conveyor_log(ctx, CONVEYOR_LOG_ERROR, "add needs a value (value = A NUMBER)");
         return -EINVAL;
     }
-    addend = malloc(sizeof *addend);
+    rc = parse_number(value, strlen(value), addend);
+    if (rc != 0)
+        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "value must be a finite number, not '%s'", value);
+    return rc;
+}
+
+static int add_check(conveyor_ctx *ctx)
+{
+    double addend;
+
+    return read_addend(ctx, &addend);
+}
+
+/* add keeps the parsed value in its userdata. */
+static int add_init(conveyor_ctx *ctx)
+{
+    double *addend = malloc(sizeof *addend);
+    int rc;
+
     if (!addend) {
         conveyor_log(ctx, CONVEYOR_LOG_ERROR, "out of memory");
         return -ENOMEM;
     }
-    rc = parse_number(value, strlen(value), addend);
+    rc = read_addend(ctx, addend);
     if (rc != 0) {
-        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "value must be a finite number, not '%s'", value);
         free(addend);
         return rc;
     }
@@ -157,7 +173,7 @@ static void add_fini(conveyor_ctx *ctx)
 static const conveyor_param_spec no_params[] = { { .name = NULL } };
 
 static const conveyor_param_spec add_params[] = {
-    { .name = "value", .summary = "the number added to every item (required)" },
+    { .name = "value", .summary = "the number added to every item", .flags = CONVEYOR_PARAM_REQUIRED },
     { .name = NULL },
 };
 
@@ -167,7 +183,8 @@ static const conveyor_stage stages[] = {
     { .name = "cube", .summary = "third power of a number",
       .process = cube_process, .params = no_params },
     { .name = "add", .summary = "adds a fixed value to a number",
-      .init = add_init, .process = add_process, .fini = add_fini, .params = add_params },
+      .init = add_init, .process = add_process, .fini = add_fini, .params = add_params,
+      .check = add_check },
     { .name = NULL },
 };
 

@@ -156,11 +156,11 @@ static int lower_process(conveyor_ctx *ctx, const void *item, size_t len)
 
 /* --- grep ---------------------------------------------------------------- */
 
-static int grep_init(conveyor_ctx *ctx)
+/* Compiles the pattern into RE and reads invert: 0, or -EINVAL after
+ * saying why.  init() and check() alike. */
+static int read_grep(conveyor_ctx *ctx, regex_t *re, int *invert)
 {
     const char *pattern = conveyor_param(ctx, "pattern");
-    const char *invert = conveyor_param(ctx, "invert");
-    text_state *st;
     int rc;
 
     if (!pattern) {
@@ -168,21 +168,40 @@ static int grep_init(conveyor_ctx *ctx)
                      "grep needs a pattern (pattern = a POSIX extended regex)");
         return -EINVAL;
     }
-    if (invert && strcmp(invert, "yes") != 0 && strcmp(invert, "no") != 0) {
-        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "invert must be yes or no, not '%s'", invert);
+    if (conveyor_param_bool(ctx, "invert", invert) < 0)
         return -EINVAL;
-    }
-    st = state_new(ctx);
-    if (!st)
-        return -ENOMEM;
-    st->invert = invert && strcmp(invert, "yes") == 0;
-    rc = regcomp(&st->re, pattern, REG_EXTENDED | REG_NOSUB);
+    rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {
         char why[256];
-        regerror(rc, &st->re, why, sizeof why);
+        regerror(rc, re, why, sizeof why);
         conveyor_log(ctx, CONVEYOR_LOG_ERROR, "invalid pattern '%s': %s", pattern, why);
-        state_free(ctx);
         return -EINVAL;
+    }
+    return 0;
+}
+
+static int grep_check(conveyor_ctx *ctx)
+{
+    regex_t re;
+    int invert = 0;
+    int rc = read_grep(ctx, &re, &invert);
+
+    if (rc == 0)
+        regfree(&re);
+    return rc;
+}
+
+static int grep_init(conveyor_ctx *ctx)
+{
+    text_state *st = state_new(ctx);
+    int rc;
+
+    if (!st)
+        return -ENOMEM;
+    rc = read_grep(ctx, &st->re, &st->invert);
+    if (rc != 0) {
+        state_free(ctx);
+        return rc;
     }
     st->have_re = 1;
     return 0;
@@ -238,13 +257,9 @@ static int prefix_init(conveyor_ctx *ctx)
         conveyor_log(ctx, CONVEYOR_LOG_ERROR, "prefix needs a text (text = WHAT TO PREPEND)");
         return -EINVAL;
     }
-    /* The INI reader trims white space around values, so "..." keeps a
-     * prefix's leading or trailing spaces. */
+    /* Leading or trailing spaces come written "in quotes": the host
+     * unquotes a parameter's value for every plugin. */
     n = strlen(text);
-    if (n >= 2 && text[0] == '"' && text[n - 1] == '"') {
-        text++;
-        n -= 2;
-    }
     st = state_new(ctx);
     if (!st)
         return -ENOMEM;
@@ -357,13 +372,15 @@ static void sort_fini(conveyor_ctx *ctx)
 static const conveyor_param_spec no_params[] = { { .name = NULL } };
 
 static const conveyor_param_spec grep_params[] = {
-    { .name = "pattern", .summary = "POSIX extended regular expression an item must match (required)" },
-    { .name = "invert", .summary = "yes: keep the items that do not match instead (default no)" },
+    { .name = "pattern", .summary = "POSIX extended regular expression an item must match",
+      .flags = CONVEYOR_PARAM_REQUIRED },
+    { .name = "invert", .summary = "yes: keep the items that do not match instead", .default_value = "no" },
     { .name = NULL },
 };
 
 static const conveyor_param_spec prefix_params[] = {
-    { .name = "text", .summary = "text put before every item (required); \"quote\" it to keep outer spaces" },
+    { .name = "text", .summary = "text put before every item; \"quote\" it to keep outer spaces",
+      .flags = CONVEYOR_PARAM_REQUIRED },
     { .name = NULL },
 };
 
@@ -377,7 +394,7 @@ static const conveyor_stage stages[] = {
       .init = scratch_init, .process = lower_process, .fini = state_free,
       .params = no_params },
     { .name = "grep", .summary = "keeps the items that match a regular expression",
-      .init = grep_init, .process = grep_process, .fini = state_free,
+      .init = grep_init, .process = grep_process, .fini = state_free, .check = grep_check,
       .params = grep_params },
     { .name = "prefix", .summary = "puts a fixed text before every item",
       .init = prefix_init, .process = prefix_process, .fini = state_free,

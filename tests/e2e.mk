@@ -2,7 +2,8 @@
 E2E_SOURCES = tests/harness.c tests/harness.h
 E2E_TESTS = tests/test_e2e_linear tests/test_e2e_failures tests/test_e2e_config \
 	tests/test_e2e_topology tests/test_e2e_abi tests/test_e2e_restart tests/test_e2e_pool \
-	tests/test_e2e_io tests/test_e2e_observe tests/test_e2e_exec tests/test_e2e_source
+	tests/test_e2e_io tests/test_e2e_observe tests/test_e2e_exec tests/test_e2e_source \
+	tests/test_e2e_params
 check_PROGRAMS += $(E2E_TESTS)
 TESTS += $(E2E_TESTS)
 # The tests run conveyor-host and the plugins: build them first.
@@ -23,6 +24,10 @@ tests_test_e2e_config_LDADD = $(CRITERION_LIBS)
 tests_test_e2e_topology_SOURCES = tests/test_e2e_topology.c $(E2E_SOURCES)
 tests_test_e2e_topology_CFLAGS = $(TEST_CFLAGS)
 tests_test_e2e_topology_LDADD = $(CRITERION_LIBS)
+
+tests_test_e2e_params_SOURCES = tests/test_e2e_params.c $(E2E_SOURCES)
+tests_test_e2e_params_CFLAGS = $(TEST_CFLAGS)
+tests_test_e2e_params_LDADD = $(CRITERION_LIBS)
 
 tests_test_e2e_abi_SOURCES = tests/test_e2e_abi.c $(E2E_SOURCES)
 tests_test_e2e_abi_CFLAGS = $(TEST_CFLAGS)

@@ -112,6 +112,15 @@ if ! cmp -s "$tmp/expected" "$tmp/output"; then
     fail "the template's pipeline printed the wrong output (expected rot13 of the input)"
 fi
 
+echo "$me: a bad parameter refused by the template's check"
+sed 's/^plugin = rot13:rot13$/&\nshift = 26/' pipeline.ini >bad.ini
+rc=0
+host --check -c bad.ini >"$logs/bad.out" 2>"$logs/bad.err" || rc=$?
+((rc == 2)) || fail "conveyor-host --check -c bad.ini exited $rc, expected 2 (shift = 26)"
+want="conveyor-host: error: bad.ini:16: [encode] key 'shift' = '26': out of range: it must be from 1 to 25"
+[[ $(head -n 1 "$logs/bad.err") == "$want" ]] ||
+    fail "--check on shift = 26 said '$(cat "$logs/bad.err")', expected '$want'"
+
 # --- the installed plugin folder is searched ----------------------------------
 
 echo "$me: list-plugins"

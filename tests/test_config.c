@@ -1303,3 +1303,57 @@ Test(config_robustness, random_texts)
     }
     expect_no_leaks();
 }
+
+/* ---- quoted plugin parameters -------------------------------------------- */
+
+Test(config_quotes, plugin_values_in_quotes_are_unquoted)
+{
+    cv_config *cfg = load_ok("[s]\nplugin = m:t\n"
+                             "sep = \";\"\n"
+                             "space = \" \"\n"
+                             "outer = \"  a ; b  \"   ; a comment\n"
+                             "escapes = \"say \\\"hi\\\" \\\\ back\\\\slash \\d\"\n"
+                             "empty = \"\"\n"
+                             "inner = a \"b\" c\n"
+                             "word = \"my prog\" -x\n"
+                             "bare = plain ; comment\n"
+                             "hash = \"#1\"\n");
+    const cv_stage_cfg *st = &cfg->stages[0];
+
+    cr_expect_str_eq(cv_stage_param(st, "sep"), ";");
+    cr_expect_str_eq(cv_stage_param(st, "space"), " ");
+    cr_expect_str_eq(cv_stage_param(st, "outer"), "  a ; b  ");
+    /* \" and \\ are the only escapes: any other backslash stays. */
+    cr_expect_str_eq(cv_stage_param(st, "escapes"), "say \"hi\" \\ back\\slash \\d");
+    cr_expect_str_eq(cv_stage_param(st, "empty"), "");
+    /* Quotes that do not enclose the whole value are the plugin's. */
+    cr_expect_str_eq(cv_stage_param(st, "inner"), "a \"b\" c");
+    cr_expect_str_eq(cv_stage_param(st, "word"), "\"my prog\" -x");
+    cr_expect_str_eq(cv_stage_param(st, "bare"), "plain");
+    cr_expect_str_eq(cv_stage_param(st, "hash"), "#1");
+    cv_config_free(cfg);
+    expect_no_leaks();
+}
+
+Test(config_quotes, unclosed_quote_is_an_error_at_its_line)
+{
+    expect_error("[s]\nplugin = m:t\n\nsep = \"; x\n",
+                 "p.ini:4: [s] key 'sep': the '\"' that opens its value is not closed (write \\\" "
+                 "for a quote inside it)");
+    expect_error("[s]\nplugin = m:t\nsep = \"abc\\\"\n",
+                 "p.ini:3: [s] key 'sep': the '\"' that opens its value is not closed (write \\\" "
+                 "for a quote inside it)");
+}
+
+Test(config_quotes, quoted_value_does_not_continue)
+{
+    expect_error("[s]\nplugin = m:t\nsep = \"a\"\n  more\n",
+                 "p.ini:4: [s] key 'sep': a value in quotes cannot continue on the next line");
+}
+
+Test(config_quotes, framework_keys_read_the_line_as_before)
+{
+    /* A framework key is not unquoted: its value is checked as written. */
+    expect_error("[s]\nplugin = m:t\nreplicas = \"2\"\n",
+                 "p.ini:3: bad value '\"2\"' for replicas (use a whole number from 1 to 1024)");
+}

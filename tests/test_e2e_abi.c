@@ -3,7 +3,8 @@
  * conveyor_emit_begin/commit (1.1; built in the channel itself where the
  * item has one destination, in scratch memory otherwise) and their misuse;
  * the stage stride (1.2): stages longer than the host's are stepped over,
- * shorter than 1.0's refused; modules built for 1.0 and 1.1 still running.
+ * shorter than 1.0's refused; the same for parameter specs (param_size);
+ * modules built for 1.0 and 1.1 still running.
  */
 #include <criterion/criterion.h>
 #include <stddef.h>
@@ -188,4 +189,67 @@ Test(abi, uncommitted_item_in_fini_fails_the_stage)
     cr_assert_eq(shm_left(r.pid), 0);
     host_run_free(&r);
     free(path);
+}
+
+/* --- the parameter spec's stride (param_size, 1.2) ------------------------ */
+
+Test(abi, params_of_abi_1_0_are_read_by_the_spec_of_1_0)
+{
+    /* Both keys are known, and neither has a default or is required: a
+     * host stepping by its own spec would miss 'second' and take its name
+     * for the default of 'first'. */
+    run_ok("[s]\nplugin = params10:echo\nsecond = 2\n", "a\n", "first=(null),second=2\na\n");
+    check_refused("[s]\nplugin = params10:echo\nthird = 3\n", CONVEYOR_EXIT_CONFIG, 3,
+                  "[s] 'third' is not a parameter of params10:echo (first, second)");
+}
+
+Test(abi, longer_param_specs_are_stepped_over_by_their_declared_size)
+{
+    /* The default of 'third' is unquoted like a value in pipeline.ini. */
+    run_ok("[w]\nplugin = wide_param:echo\nsecond = \" x \"\n", "a\n",
+           "first=one,second= x ,third= 3; \na\n");
+    check_refused("[w]\nplugin = wide_param:echo\nfirst = 1\n", CONVEYOR_EXIT_CONFIG, 1,
+                  "[w] wide_param:echo requires 'second' (echoed at start), and the section does "
+                  "not set it");
+}
+
+Test(abi, param_specs_are_listed_by_their_stride)
+{
+    const char *args[] = {"--list-plugins", "wide_param", NULL};
+    char want[8192];
+    host_run r;
+    host_run_args(&r, NULL, 0, args);
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    snprintf(want, sizeof want,
+             "wide_param 1.0 (%s/wide_param.la)\n"
+             "  %-24s %s\n      %-20s %s\n      %-20s %s\n      %-20s %s\n\n",
+             env_or("CONVEYOR_TEST_PLUGINS", "tests/plugins"), "wide_param:echo",
+             "emits its parameters at start", "first", "echoed at start (default: one)", "second",
+             "echoed at start (required)", "third", "echoed at start (default: \" 3; \")");
+    cr_assert_str_eq(r.out, want);
+    host_run_free(&r);
+
+    const char *old[] = {"--list-plugins", "params10", NULL};
+    host_run_args(&r, NULL, 0, old);
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    snprintf(want, sizeof want,
+             "params10 1.0 (%s/params10.la)\n"
+             "  %-24s %s\n      %-20s %s\n      %-20s %s\n\n",
+             env_or("CONVEYOR_TEST_PLUGINS", "tests/plugins"), "params10:echo",
+             "emits its parameters at start", "first", "echoed at start", "second",
+             "echoed at start");
+    cr_assert_str_eq(r.out, want);
+    host_run_free(&r);
+}
+
+Test(abi, param_specs_shorter_than_abi_1_0_are_refused)
+{
+    char why[8192];
+    snprintf(why, sizeof why,
+             "[s] plugin = narrow_param:identity: %s/narrow_param.la: conveyor_module_v1 declares "
+             "parameter specs of %zu bytes, fewer than the %zu of plugin ABI 1.0 (a corrupt or "
+             "hand-made descriptor)",
+             env_or("CONVEYOR_TEST_PLUGINS", "tests/plugins"), sizeof(const char *),
+             2 * sizeof(const char *)); /* 1.0's spec: name and summary */
+    check_refused("[s]\nplugin = narrow_param:identity\n", CONVEYOR_EXIT_PLUGIN, 2, why);
 }

@@ -340,16 +340,25 @@ Test(exec, program_that_is_not_executable_is_refused_at_init)
 
 Test(exec, bad_parameters_are_refused)
 {
+    /* The stage's check refuses them before anything starts (status 2),
+     * naming the file and the line. */
     static const struct { const char *keys, *want; int status; } cases[] = {
         {"command = cat\nframing = words\n",
-         "framing must be lines, nul or length32, not 'words'", 1},
-        {"command = cat\nreply = maybe\n", "reply must be stream or per-item, not 'maybe'", 1},
-        {"command = cat\nshell = sure\n", "shell must be no or yes, not 'sure'", 1},
-        {"command = cat\ntimeout = 5x\n", "timeout must be a duration", 1},
-        {"command = echo 'open\n", "command \"echo 'open\": a single quote (') is not closed", 1},
-        {"command = echo \"open\n", "a double quote (\") is not closed", 1},
-        {"command =\n", "the command is empty", 1},
-        {"framing = nul\n", "exec:run needs a command", 1},
+         "p.ini:1: [s] framing must be lines, nul or length32, not 'words'\n", 2},
+        {"command = cat\nreply = maybe\n", "p.ini:1: [s] reply must be stream or per-item, not 'maybe'\n", 2},
+        {"command = cat\nshell = sure\n",
+         "p.ini:4: [s] key 'shell' = 'sure': not yes or no (nor true/false, on/off, 1/0)\n", 2},
+        {"command = cat\ntimeout = 5x\n", "p.ini:4: [s] key 'timeout' = '5x': not a duration", 2},
+        {"command = cat\ntimeout = 2147484\n",
+         "p.ini:4: [s] key 'timeout' = '2147484': out of range: it must be from 0 to 2147483\n", 2},
+        {"command = cat\ntimeout = 25d\n", "p.ini:4: [s] key 'timeout' = '25d': not a duration", 2},
+        {"command = cat\ntimeout = 600h\n", "p.ini:1: [s] timeout must be at most 24 days, not '600h'\n", 2},
+        {"command = echo 'open\n", "command \"echo 'open\": a single quote (') is not closed", 2},
+        {"command = echo \"open\n", "a double quote (\") is not closed", 2},
+        {"command =\n", "the command is empty", 2},
+        {"framing = nul\n", "p.ini:1: [s] exec:run requires 'command' (the program and its "
+                          "arguments, split as sh does but run without a shell), and the section "
+                          "does not set it\n", 2},
         {"commmand = cat\n", "did you mean 'command'", 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

@@ -39,6 +39,29 @@ void conveyor_pipeline_close(conveyor_pipeline *pl)
     free(pl);
 }
 
+/* Runs the check() of every stage section whose stage has one, in the host
+ * and before anything is created: a context with no run (run.h), in which
+ * only the parameters, the names, replicas and logging work.  -EINVAL with
+ * "FILE:LINE: ..." (the section's header) when one refuses. */
+static int check_stages(const cv_config *cfg, const conveyor_stage *const *stages, char *err,
+                        size_t errlen)
+{
+    for (size_t i = 0; i < cfg->nstages; i++) {
+        const cv_stage_cfg *st = &cfg->stages[i];
+        if (!stages[i] || !stages[i]->check)
+            continue;
+        conveyor_ctx ctx = {.run = NULL, .pipeline = cfg, .proc = -1, .cfg = st,
+                            .stage = stages[i]};
+        int rc = stages[i]->check(&ctx);
+        cv_debug("[%s] %s:%s: check returned %d", st->name, st->module, st->stage, rc);
+        if (rc != 0)
+            return cv_err_at(err, errlen, -EINVAL, cfg->path, st->line,
+                             "[%s] plugin = %s:%s: the stage refuses these parameters", st->name,
+                             st->module, st->stage);
+    }
+    return 0;
+}
+
 int conveyor_pipeline_open(const char *path, conveyor_pipeline **out, char *err, size_t errlen)
 {
     cv_reserve_std_fds();
@@ -65,6 +88,8 @@ int conveyor_pipeline_open(const char *path, conveyor_pipeline **out, char *err,
         conveyor_pipeline_close(pl);
         return CONVEYOR_EXIT_PLUGIN;
     }
+    if (check_stages(pl->cfg, pl->stages, err, errlen) < 0)
+        goto config_error;
     *out = pl;
     return CONVEYOR_EXIT_OK;
 
@@ -100,6 +125,20 @@ int conveyor_list_plugins(const char *extra_path, FILE *out)
     int n = cv_loader_list(&l, out);
     cv_loader_fini(&l);
     return n;
+}
+
+int conveyor_list_module(const char *extra_path, const char *module, FILE *out, char *err,
+                         size_t errlen)
+{
+    cv_reserve_std_fds();
+    cv_loader l;
+    if (cv_loader_init(&l, extra_path) < 0) {
+        cv_err_at(err, errlen, -ENOMEM, NULL, 0, "cannot initialise libltdl");
+        return CONVEYOR_EXIT_PLUGIN;
+    }
+    int rc = cv_loader_list_module(&l, module, out, err, errlen);
+    cv_loader_fini(&l);
+    return rc < 0 ? CONVEYOR_EXIT_PLUGIN : CONVEYOR_EXIT_OK;
 }
 
 int conveyor_cleanup_stale(void)

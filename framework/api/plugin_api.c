@@ -1,6 +1,8 @@
 /*
  * plugin_api.c - the calls a plugin makes (sdk/conveyor/plugin.h), implemented
- * over the process's runtime context.
+ * over the process's runtime context.  A context without a run is the
+ * host's check context (run.h): what needs a running stage refuses there.
+ * The parameter calls are params.c's.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -12,14 +14,14 @@
 
 int conveyor_emit(conveyor_ctx *ctx, const void *item, size_t len)
 {
-    if (!ctx)
+    if (!ctx || !ctx->run)
         return -EINVAL;
     return cv_ctx_emit(ctx, item, len);
 }
 
 void *conveyor_emit_begin(conveyor_ctx *ctx, size_t max_len)
 {
-    if (!ctx) {
+    if (!ctx || !ctx->run) {
         errno = EINVAL;
         return NULL;
     }
@@ -28,17 +30,17 @@ void *conveyor_emit_begin(conveyor_ctx *ctx, size_t max_len)
 
 int conveyor_emit_commit(conveyor_ctx *ctx, size_t len)
 {
-    return ctx ? cv_ctx_emit_commit(ctx, len) : -EINVAL;
+    return ctx && ctx->run ? cv_ctx_emit_commit(ctx, len) : -EINVAL;
 }
 
 int conveyor_forward(conveyor_ctx *ctx)
 {
-    return ctx ? cv_ctx_forward(ctx) : -EINVAL;
+    return ctx && ctx->run ? cv_ctx_forward(ctx) : -EINVAL;
 }
 
 void *conveyor_shm(conveyor_ctx *ctx, size_t *size)
 {
-    cv_segment *seg = ctx ? cv_ctx_segment(ctx) : NULL;
+    cv_segment *seg = ctx && ctx->run ? cv_ctx_segment(ctx) : NULL;
     if (!seg || !seg->addr) {
         if (size)
             *size = 0;
@@ -51,15 +53,8 @@ void *conveyor_shm(conveyor_ctx *ctx, size_t *size)
 
 const char *conveyor_shm_name(conveyor_ctx *ctx)
 {
-    cv_segment *seg = ctx ? cv_ctx_segment(ctx) : NULL;
+    cv_segment *seg = ctx && ctx->run ? cv_ctx_segment(ctx) : NULL;
     return seg && seg->addr ? seg->name : NULL;
-}
-
-const char *conveyor_param(conveyor_ctx *ctx, const char *key)
-{
-    if (!ctx || !ctx->cfg || !key)
-        return NULL;
-    return cv_stage_param(ctx->cfg, key);
 }
 
 void conveyor_set_userdata(conveyor_ctx *ctx, void *data)
@@ -80,15 +75,23 @@ const char *conveyor_stage_name(conveyor_ctx *ctx)
 
 unsigned conveyor_replica(conveyor_ctx *ctx)
 {
-    return cv_ctx_replica(ctx);
+    return ctx && ctx->run ? cv_ctx_replica(ctx) : 0;
 }
 
 void conveyor_log(conveyor_ctx *ctx, int level, const char *fmt, ...)
 {
     va_list ap;
-    (void)ctx;  /* the process's log origin already names the stage */
     va_start(ap, fmt);
-    cv_vlog(level, fmt, ap);
+    if (ctx && !ctx->run && ctx->pipeline && ctx->cfg) {
+        /* A check in the host, whose messages have no stage for an origin:
+         * they name the section as the errors found before a run do. */
+        char text[2048];
+        vsnprintf(text, sizeof text, fmt, ap);
+        cv_log(level, "%s:%d: [%s] %s", ctx->pipeline->path, ctx->cfg->line, ctx->cfg->name,
+               text);
+    } else {
+        cv_vlog(level, fmt, ap);  /* the process's log origin names the stage */
+    }
     va_end(ap);
 }
 
@@ -100,7 +103,7 @@ int conveyor_stopping(conveyor_ctx *ctx)
 
 int conveyor_lock(conveyor_ctx *ctx, unsigned n)
 {
-    cv_locks *l = ctx ? cv_ctx_locks(ctx) : NULL;
+    cv_locks *l = ctx && ctx->run ? cv_ctx_locks(ctx) : NULL;
     if (!l)
         return -EINVAL;
     return cv_locks_lock(l, n);
@@ -108,7 +111,7 @@ int conveyor_lock(conveyor_ctx *ctx, unsigned n)
 
 int conveyor_unlock(conveyor_ctx *ctx, unsigned n)
 {
-    cv_locks *l = ctx ? cv_ctx_locks(ctx) : NULL;
+    cv_locks *l = ctx && ctx->run ? cv_ctx_locks(ctx) : NULL;
     if (!l)
         return -EINVAL;
     return cv_locks_unlock(l, n);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
@@ -90,12 +91,12 @@ int cv_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
     return 0;
 }
 
-int cv_parse_duration(const char *s, uint64_t *ms)
+int cv_parse_duration_bare(const char *s, uint64_t bare_ms, uint64_t *ms)
 {
     static const struct { const char *suffix; uint64_t ms; } units[] = {
-        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"", 1000},
+        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
     };
-    uint64_t v;
+    uint64_t v, unit = 0;
     int overflow;
     size_t n;
 
@@ -104,14 +105,89 @@ int cv_parse_duration(const char *s, uint64_t *ms)
     n = parse_digits(s, &v, &overflow);
     if (n == 0)
         return -EINVAL;
-    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
-        if (strcmp(s + n, units[i].suffix) != 0)
-            continue;
-        if (overflow || v > UINT64_MAX / units[i].ms)
-            return -ERANGE;
-        *ms = v * units[i].ms;
-        return 0;
+    if (!s[n])
+        unit = bare_ms;
+    for (size_t i = 0; !unit && i < sizeof units / sizeof *units; i++)
+        if (strcmp(s + n, units[i].suffix) == 0)
+            unit = units[i].ms;
+    if (!unit)
+        return -EINVAL;
+    if (overflow || v > UINT64_MAX / unit)
+        return -ERANGE;
+    *ms = v * unit;
+    return 0;
+}
+
+int cv_parse_duration(const char *s, uint64_t *ms)
+{
+    return cv_parse_duration_bare(s, 1000, ms);
+}
+
+int cv_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    uint64_t v;
+    int overflow, neg = 0;
+    size_t n;
+
+    if (!s)
+        return -EINVAL;
+    if (*s == '-' || *s == '+')
+        neg = *s++ == '-';
+    n = parse_digits(s, &v, &overflow);
+    if (n == 0 || s[n])
+        return -EINVAL;
+    /* The magnitude of INT64_MIN is one more than INT64_MAX's. */
+    if (overflow || v > (uint64_t)INT64_MAX + neg)
+        return -ERANGE;
+    int64_t x = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
+    if (x < min || x > max)
+        return -ERANGE;
+    *out = x;
+    return 0;
+}
+
+int cv_parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"yes", "true", "on", "1"};
+    static const char *const no[] = {"no", "false", "off", "0"};
+
+    if (!s)
+        return -EINVAL;
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
     }
+    return -EINVAL;
+}
+
+int cv_unquote(const char *s, char **out, const char **rest)
+{
+    size_t n = strlen(s), o = 0;
+    char *buf;
+
+    if (*s != '"')
+        return -EINVAL;
+    buf = cv_malloc(n);
+    for (const char *p = s + 1; *p; p++) {
+        if (*p == '"') {
+            buf[o] = '\0';
+            *out = buf;
+            *rest = p + 1;
+            return 0;
+        }
+        /* Only \" and \\ are escapes: any other backslash is itself, so
+         * a regular expression or a Windows path needs no doubling. */
+        if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+            p++;
+        buf[o++] = *p;
+    }
+    free(buf);
     return -EINVAL;
 }
 

@@ -23,6 +23,24 @@ int cv_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
  * seconds) into milliseconds.  0, -EINVAL, -ERANGE. */
 int cv_parse_duration(const char *s, uint64_t *ms);
 
+/* The same with a bare number worth BARE_MS milliseconds. */
+int cv_parse_duration_bare(const char *s, uint64_t bare_ms, uint64_t *ms);
+
+/* Parses a decimal integer with an optional sign in [min, max].  0,
+ * -EINVAL (empty, white space, trailing junk), -ERANGE (overflow or out of
+ * the range). */
+int cv_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* yes/no, true/false, on/off, 1/0 in any case into *out (1 or 0).  0 or
+ * -EINVAL. */
+int cv_parse_bool(const char *s, int *out);
+
+/* Reads the double-quoted string at S (S[0] is '"') up to its closing
+ * quote: \" and \\ are the only escapes.  *OUT gets the text without quotes
+ * (malloc'd), *REST what follows the closing quote.  0, or -EINVAL when S
+ * does not start with a quote or the quote is not closed. */
+int cv_unquote(const char *s, char **out, const char **rest);
+
 /* Of the NULL-terminated CANDIDATES, the one closest to WORD when it is
  * close enough to be a likely misspelling (edit distance <= 2, and less than
  * the word's length), else NULL. */

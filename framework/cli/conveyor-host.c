@@ -21,7 +21,8 @@ static const char usage_text[] =
     "      --check           validate FILE and load every plugin it names; start nothing\n"
     "      --graph           print FILE's pipeline as Graphviz DOT\n"
     "                        (conveyor-host --graph -c p.ini | dot -Tsvg > p.svg)\n"
-    "      --list-plugins    list every MODULE:STAGE on the plugin search path\n"
+    "      --list-plugins [MODULE]  list every MODULE:STAGE on the plugin search\n"
+    "                        path, with each stage's parameters (or MODULE's alone)\n"
     "      --plugin-path DIRS  ':'-separated folders to search for plugins\n"
     "      --cleanup         remove shared-memory segments left by hosts that died\n"
     "  -v, --verbose         say more; -vv adds debug messages (plugins tried,\n"
@@ -66,6 +67,7 @@ static void prepend_plugin_path(const char *dirs)
 /* What the command line asked for. */
 struct cli {
     const char *config;
+    const char *module;         /* --list-plugins MODULE */
     int check, graph, list, cleanup, verbosity;
 };
 
@@ -114,9 +116,14 @@ static int parse_args(int argc, char **argv, struct cli *o)
         }
     }
     if (optind < argc) {
-        if (o->config || optind + 1 < argc)
+        if (optind + 1 < argc || (o->config && !o->list))
             return usage_error("too many arguments");
-        o->config = argv[optind];
+        /* With --list-plugins a word is the module to list; -c still
+         * gives the pipeline whose plugin_path is searched. */
+        if (o->list)
+            o->module = argv[optind];
+        else
+            o->config = argv[optind];
     }
     if (o->check + o->graph > 1)
         return usage_error("--check and --graph do not go together");
@@ -148,6 +155,13 @@ static int list_plugins(const struct cli *o)
             return rc;
         }
         extra = pl ? conveyor_pipeline_plugin_path(pl) : NULL;
+    }
+    if (o->module) {
+        int rc = conveyor_list_module(extra, o->module, stdout, err, sizeof err);
+        if (rc != CONVEYOR_EXIT_OK)
+            conveyor_message("%s", err);
+        conveyor_pipeline_close(pl);
+        return rc;
     }
     int n = conveyor_list_plugins(extra, stdout);
     conveyor_pipeline_close(pl);

@@ -55,6 +55,16 @@ struct pending {
     int line;                 /* the key's own line */
     int *lines;
     size_t nlines;
+    /* The value was written in double quotes: its text without them (a
+     * plugin parameter takes this), or unterminated. */
+    char *unquoted;
+    bool unterminated;
+};
+
+/* What classify() found on the key line inih is about to hand over. */
+struct quoted {
+    char *text;               /* the value without its quotes, or NULL */
+    bool unterminated;        /* a '"' opened the value and nothing closed it */
 };
 
 struct parser {
@@ -74,6 +84,7 @@ struct parser {
     struct seen_key *seen;    /* keys of the current section, in file order */
     size_t nseen;
     struct pending pend;
+    struct quoted quoted;     /* of the line being processed */
 };
 
 /* ---- messages --------------------------------------------------------- */
@@ -159,7 +170,27 @@ static void pending_clear(struct pending *kv)
     free(kv->key);
     free(kv->value);
     free(kv->lines);
+    free(kv->unquoted);
     memset(kv, 0, sizeof *kv);
+}
+
+/* A plugin parameter written in double quotes is the text inside them:
+ * white space at its ends and a ';' are kept, for every plugin alike.  The
+ * framework's own keys never take quotes, so they read the line as it is. */
+static int unquote_param(struct parser *p, struct pending *kv)
+{
+    if (kv->unterminated)
+        return fail(p, kv->line, "[%s] key '%s': the '\"' that opens its value is not "
+                    "closed (write \\\" for a quote inside it)", p->cfg->stages[p->stage].name, kv->key);
+    if (!kv->unquoted)
+        return 0;
+    if (kv->nlines > 1)
+        return fail(p, kv->lines[1], "[%s] key '%s': a value in quotes cannot continue on the "
+                    "next line", p->cfg->stages[p->stage].name, kv->key);
+    free(kv->value);
+    kv->value = kv->unquoted;
+    kv->unquoted = NULL;
+    return 0;
 }
 
 /* Interprets the last key now that its value is complete. */
@@ -181,7 +212,8 @@ static int flush_pending(struct parser *p)
         rc = cv_config_key_read(k, stage ? (void *)&p->cfg->stages[p->stage] : (void *)p->cfg,
                                 &v);
     } else if (stage) {
-        add_param(&p->cfg->stages[p->stage], kv);
+        if ((rc = unquote_param(p, kv)) == 0)
+            add_param(&p->cfg->stages[p->stage], kv);
     } else {
         const char *s = cv_config_key_suggest(CV_SECTION_PIPELINE, kv->key);
         if (s)
@@ -280,6 +312,9 @@ static int new_key(struct parser *p, const char *name, const char *value)
     p->pend.lines = cv_malloc(sizeof *p->pend.lines);
     p->pend.lines[0] = line;
     p->pend.nlines = 1;
+    p->pend.unquoted = p->quoted.text;
+    p->pend.unterminated = p->quoted.unterminated;
+    p->quoted = (struct quoted){0};
     return 0;
 }
 
@@ -362,6 +397,36 @@ static const char *find_chars_or_comment(const char *s, const char *end, const c
     return s;
 }
 
+/* A value in [S, END) that opens with '"' is read here, from the whole
+ * line: inih would take a ';' inside the quotes for a comment.  It is a
+ * quoted value when nothing but an inline comment follows the closing
+ * quote; with other text after it ('"my prog" -x' for a command) the value
+ * is left as written. */
+static void read_quoted(struct parser *p, const char *s, const char *end)
+{
+    const char *rest;
+    char *text, *copy;
+
+    free(p->quoted.text);
+    p->quoted = (struct quoted){0};
+    while (s < end && isspace((unsigned char)*s))
+        s++;
+    if (s == end || *s != '"')
+        return;
+    copy = cv_strndup(s, (size_t)(end - s));
+    if (cv_unquote(copy, &text, &rest) < 0) {
+        p->quoted.unterminated = true;
+    } else {
+        while (isspace((unsigned char)*rest))
+            rest++;
+        if (!*rest || strchr(inline_comment_prefixes, *rest))
+            p->quoted.text = text;
+        else
+            free(text);
+    }
+    free(copy);
+}
+
 /* Decides what inih will make of LINE (mirroring its ini_parse_stream) and
  * acts on the structure: a new section, or the end of the previous key. */
 static int classify(struct parser *p, const char *line)
@@ -419,6 +484,7 @@ static int classify(struct parser *p, const char *line)
         name_end--;
     p->prev_key = name_end > s;
     p->kind = LINE_KEY;
+    read_quoted(p, sep + 1, e);
     return 0;
 }
 
@@ -541,6 +607,7 @@ static int parse(struct parser *p, cv_config **out)
     }
 
     pending_clear(&p->pend);
+    free(p->quoted.text);
     clear_seen(p);
     if (p->e.rc) {
         cv_config_free(cfg);

@@ -2,6 +2,7 @@
  * loader.c - finds plugin modules on the search path, loads them with
  * libltdl and checks their descriptor before anything runs (see loader.h).
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -27,18 +28,35 @@ struct cv_module {
     const conveyor_module *desc;
     void *bound;            /* the object opened with every symbol bound (RTLD_NOW) */
     conveyor_stage *stages; /* read at the module's stride (see read_stages) */
-    size_t nstages;
+    size_t nstages;         /* each params of stages is the loader's copy too */
+    char *refused;          /* why the module cannot be used, or NULL */
 };
 
 /* What the host reads of a descriptor, by the minor it was built for: 1.0
  * and 1.1 ended at stages, 1.2 added stage_size. */
 #define MODULE_SIZE_1_0 offsetof(conveyor_module, stage_size)
 #define MODULE_SIZE_1_2 (offsetof(conveyor_module, stage_size) + sizeof(uint32_t))
+/* A 1.2 descriptor that covers param_size (one written by hand may not). */
+#define MODULE_SIZE_PARAMS (offsetof(conveyor_module, param_size) + sizeof(uint32_t))
+
+/* The parameter spec of ABI 1.0 and 1.1 (name and summary): the stride of
+ * their params arrays, and the least a 1.2 module may declare. */
+#define PARAM_SIZE_1_0 offsetof(conveyor_param_spec, default_value)
 
 /* The stage of ABI 1.0, unchanged in 1.1: the stride of a 1.0 or 1.1
  * module's stages, and the least a 1.2 module may declare.  Its fields are
  * all pointers, so it has no padding at its end. */
 #define STAGE_SIZE_1_0 (offsetof(conveyor_stage, params) + sizeof(const conveyor_param_spec *))
+
+/* Frees the loader's copy of a params array and its unquoted defaults. */
+static void free_params(conveyor_param_spec *params)
+{
+    if (!params)
+        return;
+    for (conveyor_param_spec *p = params; p->name; p++)
+        free((char *)p->default_value);
+    free(params);
+}
 
 static void add_dirs(cv_loader *l, const char *list)
 {
@@ -75,6 +93,9 @@ void cv_loader_fini(cv_loader *l)
             dlclose(m->bound);
         free(m->name);
         free(m->path);
+        free(m->refused);
+        for (size_t k = 0; k < m->nstages; k++)
+            free_params((conveyor_param_spec *)m->stages[k].params);
         free(m->stages);
         free(m);
     }
@@ -103,8 +124,8 @@ static char *search_path_text(const cv_loader *l)
 /* Checks the descriptor as ABI 1.x allows: the version first (always the
  * first four bytes), then that the declared size covers what is read, then
  * the stride of the stages (*STRIDE). */
-static int check_descriptor(const char *path, const conveyor_module *d, size_t *stride, char *err,
-                            size_t errlen)
+static int check_descriptor(const char *path, const conveyor_module *d, size_t *stride,
+                            size_t *pstride, char *err, size_t errlen)
 {
     if (d->abi_major != CONVEYOR_ABI_MAJOR || d->abi_minor > CONVEYOR_ABI_MINOR)
         return cv_err_at(err, errlen, -ENOEXEC, path, 0,
@@ -125,32 +146,88 @@ static int check_descriptor(const char *path, const conveyor_module *d, size_t *
                          "conveyor_module_v1 declares stages of %zu bytes, fewer than the %zu of "
                          "plugin ABI 1.0 (a corrupt or hand-made descriptor)",
                          *stride, STAGE_SIZE_1_0);
+    *pstride = d->abi_minor >= 2 && d->size >= MODULE_SIZE_PARAMS ? d->param_size : 0;
+    if (*pstride == 0)
+        *pstride = PARAM_SIZE_1_0;
+    if (*pstride < PARAM_SIZE_1_0)
+        return cv_err_at(err, errlen, -ENOEXEC, path, 0,
+                         "conveyor_module_v1 declares parameter specs of %zu bytes, fewer than "
+                         "the %zu of plugin ABI 1.0 (a corrupt or hand-made descriptor)",
+                         *pstride, PARAM_SIZE_1_0);
     if (!d->name || !d->stages)
         return cv_err_at(err, errlen, -ENOEXEC, path, 0, "conveyor_module_v1 has no %s",
                          !d->name ? "name" : "stages");
     return 0;
 }
 
-/* Copies the module's stages, stepping by STRIDE, into full-size entries
- * in which the fields the module lacks are zero, so that nothing past the
- * loader needs to know the stride.  Reads no byte of an entry past STRIDE.
- * The copy ends with a zeroed entry. */
-static conveyor_stage *read_stages(const conveyor_module *d, size_t stride, size_t *n)
+/* Copies COUNT-terminated entries of SIZE bytes from an array whose stride
+ * is STRIDE into full-size entries in which the fields the module lacks are
+ * zero, so that nothing past the loader needs to know the stride.  Reads no
+ * byte of an entry past STRIDE.  The first field of an entry is its name,
+ * NULL at the end; the copy ends with a zeroed entry.  Stages and parameter
+ * specs alike. */
+static void *read_array(const void *array, size_t stride, size_t size, size_t *n)
 {
-    const unsigned char *base = (const unsigned char *)d->stages;
-    size_t take = stride < sizeof(conveyor_stage) ? stride : sizeof(conveyor_stage);
+    const unsigned char *base = array;
+    size_t take = stride < size ? stride : size;
     size_t count = 0;
     for (;; count++) {
         const char *name;
-        memcpy(&name, base + count * stride + offsetof(conveyor_stage, name), sizeof name);
+        memcpy(&name, base + count * stride, sizeof name);
         if (!name)
             break;
     }
-    conveyor_stage *out = cv_calloc(count + 1, sizeof *out);
+    unsigned char *out = cv_calloc(count + 1, size);
     for (size_t i = 0; i < count; i++)
-        memcpy(&out[i], base + i * stride, take);
+        memcpy(out + i * size, base + i * stride, take);
     *n = count;
     return out;
+}
+
+/* A stage's params as the host reads them: at the module's PSTRIDE, and
+ * with each default unquoted the way pipeline.ini's values are.  -ENOEXEC
+ * naming the file, stage and key when a quoted default is not closed. */
+static int read_params(const char *path, conveyor_stage *s, size_t pstride, char *err,
+                       size_t errlen)
+{
+    size_t n;
+    conveyor_param_spec *ps;
+
+    if (!s->params)
+        return 0;
+    ps = read_array(s->params, pstride, sizeof *ps, &n);
+    s->params = ps;
+    for (size_t i = 0; i < n; i++) {
+        const char *dflt = ps[i].default_value, *rest = "";
+        char *text = NULL;
+        if (dflt && *dflt == '"' && (cv_unquote(dflt, &text, &rest) < 0 || *rest)) {
+            free(text);
+            for (size_t k = i; k < n; k++)
+                ps[k].default_value = NULL;
+            return cv_err_at(err, errlen, -ENOEXEC, path, 0, "stage '%s' declares the default "
+                             "of '%s' as '%s': a value in quotes ends with its closing quote",
+                             s->name, ps[i].name, dflt);
+        }
+        ps[i].default_value = text ? text : dflt ? cv_strdup(dflt) : NULL;
+    }
+    return 0;
+}
+
+/* The module's stages, read at STRIDE (see read_array), with their params
+ * read at PSTRIDE. */
+static int read_stages(const char *path, const conveyor_module *d, size_t stride, size_t pstride,
+                       cv_module *m, char *err, size_t errlen)
+{
+    m->stages = read_array(d->stages, stride, sizeof(conveyor_stage), &m->nstages);
+    for (size_t i = 0; i < m->nstages; i++) {
+        int rc = read_params(path, &m->stages[i], pstride, err, errlen);
+        if (rc < 0) {
+            for (size_t k = i + 1; k < m->nstages; k++)
+                m->stages[k].params = NULL;
+            return rc;
+        }
+    }
+    return 0;
 }
 
 static int file_exists(const char *path)
@@ -254,8 +331,8 @@ static int open_module(cv_loader *l, const char *dir, const char *name, cv_modul
         rc = -ENOEXEC;
         goto done;
     }
-    size_t stride = 0;
-    if ((rc = check_descriptor(path, d, &stride, err, errlen)) < 0) {
+    size_t stride = 0, pstride = 0;
+    if ((rc = check_descriptor(path, d, &stride, &pstride, err, errlen)) < 0) {
         lt_dlclose(h);
         if (bound)
             dlclose(bound);
@@ -267,12 +344,15 @@ static int open_module(cv_loader *l, const char *dir, const char *name, cv_modul
     m->handle = h;
     m->bound = bound;
     m->desc = d;
-    m->stages = read_stages(d, stride, &m->nstages);
+    l->mods = cv_realloc(l->mods, (l->nmods + 1) * sizeof *l->mods);
+    l->mods[l->nmods++] = m;  /* released by cv_loader_fini, even when refused */
+    if ((rc = read_stages(path, d, stride, pstride, m, err, errlen)) < 0) {
+        m->refused = cv_strdup(err);
+        goto done;
+    }
     cv_debug("plugin module '%s': loaded %s (%s %s, plugin ABI %u.%u, %zu stage%s)", name, path,
              d->name, d->version ? d->version : "", d->abi_major, d->abi_minor, m->nstages,
              m->nstages == 1 ? "" : "s");
-    l->mods = cv_realloc(l->mods, (l->nmods + 1) * sizeof *l->mods);
-    l->mods[l->nmods++] = m;
     *out = m;
 done:
     free(base);
@@ -285,6 +365,10 @@ static int find_module(cv_loader *l, const char *name, cv_module **out, char *er
 {
     for (size_t i = 0; i < l->nmods; i++)
         if (strcmp(l->mods[i]->name, name) == 0) {
+            if (l->mods[i]->refused) {
+                snprintf(err, errlen, "%s", l->mods[i]->refused);
+                return -ENOEXEC;
+            }
             *out = l->mods[i];
             return 0;
         }
@@ -350,11 +434,37 @@ int cv_loader_stage(cv_loader *l, const char *module, const char *stage,
     return -ENOENT;
 }
 
+/* A stage that declares no params takes every key: each is worth a
+ * warning, since nothing tells a misspelt key from a read one. */
+static void warn_undeclared(const cv_config *cfg, const cv_stage_cfg *st)
+{
+    for (size_t i = 0; i < st->nparams; i++)
+        cv_warn("%s:%d: [%s] '%s' is passed to %s:%s unchecked: the stage declares no "
+                "parameters", cfg->path, st->params[i].line, st->name, st->params[i].key,
+                st->module, st->stage);
+}
+
+/* Every CONVEYOR_PARAM_REQUIRED key is set; the error names the section's
+ * header line, where the key belongs. */
+static int check_required(const cv_config *cfg, const cv_stage_cfg *st, const conveyor_stage *sd,
+                          char *err, size_t errlen)
+{
+    for (const conveyor_param_spec *p = sd->params; p->name; p++)
+        if ((p->flags & CONVEYOR_PARAM_REQUIRED) && !cv_stage_param(st, p->name))
+            return cv_err_at(err, errlen, -EINVAL, cfg->path, st->line,
+                             "[%s] %s:%s requires '%s' (%s), and the section does not set it",
+                             st->name, st->module, st->stage, p->name,
+                             p->summary ? p->summary : "no summary");
+    return 0;
+}
+
 static int check_params(const cv_config *cfg, const cv_stage_cfg *st, const conveyor_stage *sd,
                         char *err, size_t errlen)
 {
-    if (!sd->params)
+    if (!sd->params) {
+        warn_undeclared(cfg, st);
         return 0;
+    }
     size_t n = 0;
     while (sd->params[n].name)
         n++;
@@ -398,7 +508,7 @@ static int check_params(const cv_config *cfg, const cv_stage_cfg *st, const conv
         rc = -EINVAL;
     }
     free(cands);
-    return rc;
+    return rc < 0 ? rc : check_required(cfg, st, sd, err, errlen);
 }
 
 /* A source stage needs produce, a processor process: the type says which
@@ -436,6 +546,64 @@ int cv_loader_resolve(cv_loader *l, const cv_config *cfg, const conveyor_stage *
         if ((rc = check_params(cfg, st, stages[i], err, errlen)) < 0)
             return rc;
     }
+    return 0;
+}
+
+/* VALUE as pipeline.ini would write it: in quotes when it is empty, has
+ * white space at an end, a ';' or starts with a quote. */
+static void print_value(FILE *out, const char *value)
+{
+    size_t n = strlen(value);
+    if (n && !isspace((unsigned char)value[0]) && !isspace((unsigned char)value[n - 1]) &&
+        !strchr(value, ';') && value[0] != '"') {
+        fputs(value, out);
+        return;
+    }
+    fputc('"', out);
+    for (const char *c = value; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            fputc('\\', out);
+        fputc(*c, out);
+    }
+    fputc('"', out);
+}
+
+/* One module: its stages with their summaries, and each stage's params
+ * with their summaries, defaults and whether they are required. */
+static void print_module(const cv_module *m, const char *name, FILE *out)
+{
+    fprintf(out, "%s %s (%s)\n", m->desc->name, m->desc->version ? m->desc->version : "",
+            m->path);
+    for (const conveyor_stage *s = m->stages; s->name; s++) {
+        char full[256];
+        snprintf(full, sizeof full, "%s:%s", name, s->name);
+        fprintf(out, "  %-24s %s%s\n", full, s->summary ? s->summary : "",
+                s->process || s->produce ? (s->process ? "" : " (a source)")
+                                         : " (unusable: no process function)");
+        if (!s->params)
+            continue;
+        for (const conveyor_param_spec *p = s->params; p->name; p++) {
+            fprintf(out, "      %-20s %s", p->name, p->summary ? p->summary : "");
+            if (p->flags & CONVEYOR_PARAM_REQUIRED)
+                fputs(" (required)", out);
+            if (p->default_value) {
+                fputs(" (default: ", out);
+                print_value(out, p->default_value);
+                fputc(')', out);
+            }
+            fputc('\n', out);
+        }
+    }
+    fputc('\n', out);
+}
+
+int cv_loader_list_module(cv_loader *l, const char *name, FILE *out, char *err, size_t errlen)
+{
+    cv_module *m;
+    int rc = find_module(l, name, &m, err, errlen);
+    if (rc < 0)
+        return rc;
+    print_module(m, name, out);
     return 0;
 }
 
@@ -484,19 +652,7 @@ int cv_loader_list(cv_loader *l, FILE *out)
             free(names[k]);
             continue;
         }
-        fprintf(out, "%s %s (%s)\n", m->desc->name, m->desc->version ? m->desc->version : "",
-                m->path);
-        for (const conveyor_stage *s = m->stages; s->name; s++) {
-            char full[256];
-            snprintf(full, sizeof full, "%s:%s", names[k], s->name);
-            fprintf(out, "  %-24s %s%s\n", full, s->summary ? s->summary : "",
-                    s->process || s->produce ? (s->process ? "" : " (a source)")
-                                             : " (unusable: no process function)");
-            if (s->params)
-                for (const conveyor_param_spec *p = s->params; p->name; p++)
-                    fprintf(out, "      %-20s %s\n", p->name, p->summary ? p->summary : "");
-        }
-        fputc('\n', out);
+        print_module(m, names[k], out);
         listed++;
         free(names[k]);
     }

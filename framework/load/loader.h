@@ -9,7 +9,9 @@
  * The loader reads a module's stages at the stride the module was built
  * with and hands out its own full-size copies of them (the fields a module
  * lacks are zero), valid until cv_loader_fini(): no other code needs to
- * know the stride.
+ * know the stride.  The same for each stage's params (the module's
+ * param_size; the spec of 1.0 for older modules), whose default_value the
+ * copy holds unquoted as pipeline.ini's values are.
  */
 #ifndef CV_LOADER_H
 #define CV_LOADER_H
@@ -38,10 +40,16 @@ int cv_loader_stage(cv_loader *l, const char *module, const char *stage,
                     const conveyor_stage **out, char *err, size_t errlen);
 
 /* Loads every stage the config names and checks each section's keys against
- * the stage's declared params ("FILE:LINE: ..." on a mismatch, -EINVAL).
+ * the stage's declared params ("FILE:LINE: ..." on a mismatch or a
+ * required key not set, -EINVAL); keys of a stage that declares no params
+ * are warned about, one warning per key.
  * STAGES receives one pointer per config stage (NULL for non-processors). */
 int cv_loader_resolve(cv_loader *l, const cv_config *cfg, const conveyor_stage **stages,
                       char *err, size_t errlen);
+
+/* Lists module NAME as cv_loader_list does.  0, or the error of
+ * cv_loader_stage (-ENOENT: not found, -ENOEXEC: not usable) in ERR. */
+int cv_loader_list_module(cv_loader *l, const char *name, FILE *out, char *err, size_t errlen);
 
 /* Lists every module in the search path with its stages, summaries and
  * params.  Modules that fail to load are listed with the reason.  Returns

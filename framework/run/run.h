@@ -64,8 +64,14 @@ enum { CV_PHASE_START, CV_PHASE_INIT, CV_PHASE_ITEMS, CV_PHASE_FINI };
 
 typedef struct cv_run cv_run;
 
+/* A plugin's context.  In a stage's process run is that process's run; in
+ * the host, for conveyor_stage.check, run is NULL and pipeline is the
+ * configuration being checked: only the parameter calls, the stage's name,
+ * replicas and logging work there (plugin_api.c and params.c refuse the
+ * rest). */
 struct conveyor_ctx {
     cv_run *run;
+    const cv_config *pipeline;    /* check context only (run == NULL) */
     int proc;                     /* index into plan->procs */
     const cv_stage_cfg *cfg;      /* NULL for source and sink */
     const conveyor_stage *stage;

@@ -51,6 +51,12 @@ CONVEYOR_API void conveyor_pipeline_close(conveyor_pipeline *pl);
  * $CONVEYOR_PLUGIN_PATH and the installed plugin folder. */
 CONVEYOR_API int conveyor_list_plugins(const char *extra_path, FILE *out);
 
+/* Lists module MODULE alone, found as conveyor_list_plugins finds modules.
+ * CONVEYOR_EXIT_OK, or CONVEYOR_EXIT_PLUGIN with why in ERR (not found, or
+ * not usable). */
+CONVEYOR_API int conveyor_list_module(const char *extra_path, const char *module, FILE *out,
+                                      char *err, size_t errlen);
+
 /* Removes shared-memory segments left by hosts that no longer run.  Returns
  * the number removed, or a negative errno-style code. */
 CONVEYOR_API int conveyor_cleanup_stale(void);

@@ -150,9 +150,12 @@ typedef struct conveyor_stage {
      * OPTIONAL.  Called in the host (conveyor-host --check, and every run
      * before anything is created or started) once per stage section using
      * this stage, to validate its parameters.  Only the parameter calls,
-     * conveyor_stage_name(), conveyor_replicas() and conveyor_log() are
-     * meaningful there: there is no process of the stage, no shared memory
-     * and no emit (they return NULL or -EINVAL).  Returns 0 when the
+     * conveyor_stage_name(), conveyor_replicas(), conveyor_replica() (0)
+     * and conveyor_log() (prefixed with the file and the section's line)
+     * are meaningful there: there is no process of the stage, no shared
+     * memory and no emit (they return NULL or -EINVAL).  It runs in the
+     * host's process, so it MUST NOT keep state for init(): init() reads
+     * the parameters again.  Returns 0 when the
      * parameters are good, non-zero to refuse the pipeline (exit status 2);
      * it SHOULD say why, and the typed getters (conveyor_param_int() ...)
      * already name the file and line of a bad value.
@@ -263,7 +266,9 @@ CONVEYOR_API void *conveyor_shm(conveyor_ctx *ctx, size_t *size);
  *  pipeline has none.  Also in the environment as CONVEYOR_SHM_NAME. */
 CONVEYOR_API const char *conveyor_shm_name(conveyor_ctx *ctx);
 
-/** The value of KEY in this stage's section of pipeline.ini, or NULL. */
+/** The value of KEY in this stage's section of pipeline.ini (a value the
+ *  file writes in double quotes comes without them), else the key's
+ *  declared default_value (ABI 1.2), else NULL.  Valid as long as ctx. */
 CONVEYOR_API const char *conveyor_param(conveyor_ctx *ctx, const char *key);
 
 /** Stores a pointer private to this process; conveyor_userdata() returns it. */
@@ -364,7 +369,8 @@ CONVEYOR_API unsigned conveyor_replicas(conveyor_ctx *ctx);
  *                            4K = 4096; a trailing B or iB is allowed);
  *   conveyor_param_bool      yes/no, true/false, on/off, 1/0 (any case);
  *   conveyor_param_duration  milliseconds: a number with ms, s, m or h
- *                            (a bare number is milliseconds).
+ *                            (a bare number is seconds, as for the
+ *                            durations of pipeline.ini itself).
  */
 CONVEYOR_API int conveyor_param_int(conveyor_ctx *ctx, const char *key, int64_t min,
                                     int64_t max, int64_t *value);

@@ -6,7 +6,8 @@ check_LTLIBRARIES += tests/plugins/testplug.la tests/plugins/bad_abi.la \
 	tests/plugins/newer_minor.la tests/plugins/small_size.la \
 	tests/plugins/no_entry.la tests/plugins/no_process.la tests/plugins/abi10.la \
 	tests/plugins/abi11.la tests/plugins/wide_stage.la tests/plugins/narrow_stage.la \
-	tests/plugins/unresolved.la tests/plugins/sources.la
+	tests/plugins/unresolved.la tests/plugins/sources.la tests/plugins/params10.la \
+	tests/plugins/wide_param.la tests/plugins/narrow_param.la
 
 TESTPLUGIN_LDFLAGS = -module -avoid-version -no-undefined -rpath /nowhere
 
@@ -60,3 +61,17 @@ tests_plugins_narrow_stage_la_LIBADD = framework/libconveyor.la
 tests_plugins_unresolved_la_SOURCES = tests/plugins/unresolved.c
 tests_plugins_unresolved_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -rpath /nowhere
 tests_plugins_unresolved_la_LIBADD = framework/libconveyor.la
+
+# Parameter specs of ABI 1.0 (name and summary), longer than the host's
+# (stepped over by param_size) and shorter than 1.0's (refused).
+tests_plugins_params10_la_SOURCES = tests/plugins/params10.c
+tests_plugins_params10_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
+tests_plugins_params10_la_LIBADD = framework/libconveyor.la
+
+tests_plugins_wide_param_la_SOURCES = tests/plugins/wide_param.c
+tests_plugins_wide_param_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
+tests_plugins_wide_param_la_LIBADD = framework/libconveyor.la
+
+tests_plugins_narrow_param_la_SOURCES = tests/plugins/narrow_param.c tests/plugins/hand_made.h
+tests_plugins_narrow_param_la_LDFLAGS = $(AM_LDFLAGS) $(TESTPLUGIN_LDFLAGS)
+tests_plugins_narrow_param_la_LIBADD = framework/libconveyor.la

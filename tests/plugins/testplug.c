@@ -20,6 +20,11 @@
  *             at the at-th item or in fini, as a misbehaving plugin would
  *   levels    logs "info about 'ITEM'" at info and "debug about 'ITEM'" at
  *             debug level, then passes the item on
+ *   typed     reads n, size, flag and wait with the typed getters (declared
+ *             defaults 7, 4K, yes, 250ms), checks them in check() and emits
+ *             "n=N size=S flag=F wait=MS replicas=R" at start
+ *   required  needs id (CONVEYOR_PARAM_REQUIRED); emits "id=ID" at start
+ *   anykeys   declares no params; emits "k=K" at start
  *
  * Counters are per process, so a restarted stage starts counting again:
  * crash at = 2 with restart = on-failure crashes once, then goes on.
@@ -430,6 +435,90 @@ static const conveyor_param_spec params_params[] = {
     { .name = NULL },
 };
 
+/* --- typed, required, anykeys --------------------------------------------- */
+
+/* The typed parameters, each refused with its file and line when bad. */
+static int read_typed(conveyor_ctx *ctx, int64_t *n, uint64_t *size, int *flag, uint64_t *wait)
+{
+    if (conveyor_param_int(ctx, "n", -5, 1000, n) < 0 || conveyor_param_size(ctx, "size", size) < 0 ||
+        conveyor_param_bool(ctx, "flag", flag) < 0 ||
+        conveyor_param_duration(ctx, "wait", wait) < 0)
+        return -EINVAL;
+    return 0;
+}
+
+/* In the host: the parameters, and what a check context offers (its name,
+ * replicas, replica 0, a log) and refuses (emit, segment, locks). */
+static int typed_check(conveyor_ctx *ctx)
+{
+    int64_t n = 0;
+    uint64_t size = 0, wait = 0;
+    int flag = 0;
+    size_t shm_size = 1;
+
+    if (read_typed(ctx, &n, &size, &flag, &wait) < 0)
+        return -EINVAL;
+    if (conveyor_emit(ctx, "x", 1) != -EINVAL || conveyor_emit_begin(ctx, 1) ||
+        conveyor_forward(ctx) != -EINVAL || conveyor_shm(ctx, &shm_size) || shm_size != 0 ||
+        conveyor_shm_name(ctx) || conveyor_lock(ctx, 0) != -EINVAL || conveyor_replica(ctx) != 0) {
+        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "the check context offers what it must not");
+        return -EPERM;
+    }
+    if (n == 13) {
+        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "n = 13 is unlucky");
+        return 1;
+    }
+    conveyor_log(ctx, CONVEYOR_LOG_INFO, "checked %s: n=%lld replicas=%u", conveyor_stage_name(ctx),
+                 (long long)n, conveyor_replicas(ctx));
+    return 0;
+}
+
+static int typed_init(conveyor_ctx *ctx)
+{
+    int64_t n = -1;
+    uint64_t size = 1, wait = 1;
+    int flag = -1;
+    char out[160];
+
+    if (read_typed(ctx, &n, &size, &flag, &wait) < 0)
+        return -EINVAL;
+    snprintf(out, sizeof out, "n=%lld size=%llu flag=%d wait=%llu replicas=%u", (long long)n,
+             (unsigned long long)size, flag, (unsigned long long)wait, conveyor_replicas(ctx));
+    return emit_str(ctx, out);
+}
+
+static const conveyor_param_spec typed_params[] = {
+    { .name = "n", .summary = "a number from -5 to 1000", .default_value = "7" },
+    { .name = "size", .summary = "a size", .default_value = "4K" },
+    { .name = "flag", .summary = "yes or no", .default_value = "yes" },
+    { .name = "wait", .summary = "a duration", .default_value = "250ms" },
+    { .name = "text", .summary = "any text", .default_value = " spaced; out " },
+    { .name = NULL },
+};
+
+static int required_init(conveyor_ctx *ctx)
+{
+    char out[256];
+
+    snprintf(out, sizeof out, "id=%s", conveyor_param(ctx, "id"));
+    return emit_str(ctx, out);
+}
+
+static const conveyor_param_spec required_params[] = {
+    { .name = "id", .summary = "who this is", .flags = CONVEYOR_PARAM_REQUIRED },
+    { .name = "note", .summary = "anything" },
+    { .name = NULL },
+};
+
+static int anykeys_init(conveyor_ctx *ctx)
+{
+    const char *k = conveyor_param(ctx, "k");
+    char out[256];
+
+    snprintf(out, sizeof out, "k=%s", k ? k : "(null)");
+    return emit_str(ctx, out);
+}
+
 /* --- lock, shmwrite, echo_env -------------------------------------------- */
 
 /* Checks the segment holds at least MIN bytes. */
@@ -820,6 +909,12 @@ static const conveyor_stage stages[] = {
       .init = busy_init, .process = busy_process, .fini = state_free, .params = busy_params },
     { .name = "big", .summary = "emits an item of bytes 'x's per item",
       .init = big_init, .process = big_process, .fini = state_free, .params = big_params },
+    { .name = "typed", .summary = "emits its typed parameters at start",
+      .init = typed_init, .process = pass_process, .params = typed_params, .check = typed_check },
+    { .name = "required", .summary = "emits id=ID at start",
+      .init = required_init, .process = pass_process, .params = required_params },
+    { .name = "anykeys", .summary = "declares no parameters; emits k=K at start",
+      .init = anykeys_init, .process = pass_process },
     { .name = NULL },
 };
 
