@@ -350,7 +350,7 @@ Test(exec, bad_parameters_are_refused)
          "p.ini:4: [s] key 'shell' = 'sure': not yes or no (nor true/false, on/off, 1/0)\n", 2},
         {"command = cat\ntimeout = 5x\n", "p.ini:4: [s] key 'timeout' = '5x': not a duration", 2},
         {"command = cat\ntimeout = 2147484\n",
-         "p.ini:4: [s] key 'timeout' = '2147484': out of range: it must be from 0 to 2147483\n", 2},
+         "p.ini:1: [s] timeout must be at most 24 days, not '2147484'\n", 2},
         {"command = cat\ntimeout = 25d\n", "p.ini:4: [s] key 'timeout' = '25d': not a duration", 2},
         {"command = cat\ntimeout = 600h\n", "p.ini:1: [s] timeout must be at most 24 days, not '600h'\n", 2},
         {"command = echo 'open\n", "command \"echo 'open\": a single quote (') is not closed", 2},
