@@ -60,12 +60,9 @@ static int exit_for_error(int rc)
 }
 
 /* Flushes and closes the outputs at the end of the stream: CV_CHILD_OK, or
- * the exit code for what went wrong.  The counters are published first:
- * once consumers see the end, a stop may kill this process before it
- * exits, and the host's summary reads them. */
+ * the exit code for what went wrong. */
 static int finish_outputs(cv_run *r, const char *who)
 {
-    cv_run_publish_counts(r);
     int rc = cv_run_close_outputs(r);
     if (rc < 0 && !peer_gone(rc))
         cv_error("%s: closing its outputs: %s", who, strerror(-rc));
@@ -115,11 +112,11 @@ static int source_before_read(void *arg, int fd)
             return -EINTR;
         if (n != 0)
             return 0;
-        /* The input has nothing: a wait like any other (cv_run_wait), so
-         * the counters the host reads are current while it lasts. */
-        cv_run_publish_counts(r);
+        /* The input has nothing: a wait like any other (cv_run_wait). */
         cv_run_sync_watermarks(r);
+        cv_run_wait_begin(r, CV_WAIT_INPUT);
         int rc = cv_channels_wait(NULL, 0, r->outs, r->nouts, fd, -1, &open_mask);
+        cv_run_wait_end(r);
         if (rc < 0)
             return rc;
     }
@@ -167,7 +164,8 @@ static inline int source_emit(cv_run *r, cv_route *out, uint64_t seq, const void
     }
     if (rc < 0)
         return rc;
-    r->n_out++;
+    r->me->items_out++;
+    r->me->bytes_out += len;
     r->source_low = seq + 1;
     if (r->has_ordered && r->source_low - r->last_sync >= CV_WATERMARK_LAG)
         cv_run_sync_watermarks(r);
@@ -195,7 +193,8 @@ static int run_source(cv_run *r)
         size_t len;
         int rc = cv_reader_next(&rd, &item, &len);
         if (rc == 1) {
-            r->n_in = rd.items;
+            r->me->items_in = rd.items;
+            r->me->bytes_in += len + r->frame_bytes;
             rc = source_emit(r, out, rd.items, item, len);
             if (rc < 0) {
                 code = exit_for_error(rc);
@@ -230,11 +229,14 @@ static int run_sink(cv_run *r)
     cv_writer_init(&r->sink, r->out_fd, r->cfg->framing);
     r->sink_open = 1;
     while ((rc = cv_inbox_next(&r->inbox, &rec)) == 1) {
-        r->n_in++;
+        cv_proc_stats *ps = r->me;
+        ps->items_in++;
+        ps->bytes_in += rec.len;
         rc = cv_writer_put(&r->sink, rec.data, rec.len);
         if (rc < 0)
             break;
-        r->n_out++;
+        ps->items_out++;
+        ps->bytes_out += rec.len + r->frame_bytes;
     }
     if (rc == 0)
         rc = cv_writer_flush(&r->sink);
@@ -244,7 +246,7 @@ static int run_sink(cv_run *r)
     if (rc == -EPIPE)
         return CV_CHILD_OUTPUT_CLOSED;
     if (rc < 0) {
-        cv_error("writing the output after item %" PRIu64 ": %s", r->n_out,
+        cv_error("writing the output after item %" PRIu64 ": %s", r->me->items_out,
                  strerror(-rc));
         return CV_CHILD_IO_ERROR;
     }
@@ -336,9 +338,10 @@ static int stage_poison(cv_run *r, const cv_stage_cfg *st, const cv_record *rec,
             "instead of processed", who, rec->seq, st->max_restarts, st->dead_letter_path);
     ps->poison = 0;
     ps->failed++;
-    r->n_in++;
-    r->n_done++;
-    cv_run_publish_counts(r);
+    ps->items_in++;
+    ps->bytes_in += rec->len;
+    ps->done++;
+    cv_run_ack_counts(r);
     cv_inbox_ack(&r->inbox);
     return -1;
 }
@@ -352,7 +355,8 @@ static inline int stage_item(cv_run *r, cv_proc_stats *ps, const conveyor_stage 
     conveyor_ctx *ctx = &r->ctx;
     ctx->seq = rec->seq;
     ps->current = rec->seq;
-    r->n_in++;
+    ps->items_in++;
+    ps->bytes_in += rec->len;
     ctx->in_call = 1;
     ctx->item = rec->data ? rec->data : "";
     ctx->item_len = rec->len;
@@ -384,12 +388,12 @@ static inline int stage_item(cv_run *r, cv_proc_stats *ps, const conveyor_stage 
             }
         }
     }
-    r->n_done++;
+    ps->done++;
     if (r->ack) {
-        /* Restarts read done.  Outputs first, then the input: a crash
+        /* Restarts go on from here.  Outputs first, then the input: a crash
          * between the two stores is the one window where an item is done
          * twice. */
-        cv_run_publish_counts(r);
+        cv_run_ack_counts(r);
         for (size_t i = 0; i < r->nouts; i++)
             cv_channel_publish(r->outs[i]);
         cv_inbox_ack(&r->inbox);
@@ -587,6 +591,7 @@ _Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *host_mask, int re
     child_title(pr);
 
     r->self = p;
+    r->me = ps;
     /* With more processes than cores a spinning process only steals the
      * core the process it waits for needs: spin briefly, if at all. */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -595,10 +600,15 @@ _Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *host_mask, int re
         cv_log_set_origin(pr->label);
 
     child_channels(r, p, restarted);
-    /* A restarted process goes on counting where the dead one stopped. */
-    r->n_in = r->pstats[p].items_in;
-    r->n_out = r->pstats[p].items_out;
-    r->n_done = r->pstats[p].done;
+    r->frame_bytes = r->cfg->framing == CV_FRAMING_LENGTH32 ? 4 : 1;
+    /* A restarted process goes on counting where the dead one had finished
+     * its last item. */
+    if (restarted && r->ack) {
+        ps->items_in = ps->acked_in;
+        ps->items_out = ps->acked_out;
+        ps->bytes_in = ps->acked_bytes_in;
+        ps->bytes_out = ps->acked_bytes_out;
+    }
     child_stdio(r, pr->kind);
 
     r->ctx = (conveyor_ctx){.run = r, .proc = p,
@@ -613,6 +623,5 @@ _Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *host_mask, int re
     case CV_PROC_SINK: code = run_sink(r); break;
     default: code = run_stage(r); break;
     }
-    cv_run_publish_counts(r);
     child_exit(ps, code);
 }
