@@ -232,11 +232,11 @@ static void sample_proc(cv_metrics *m, const cv_run *r, int p, pid_t pid, unsign
     proc_track *t = &m->track[p];
     mp->pid = pid > 0 ? pid : 0;
     mp->state = pid > 0 ? CV_MPROC_RUNNING : t->ended_at ? CV_MPROC_ENDED : CV_MPROC_WAITING;
-    mp->items_in = ps->items_in;
-    mp->items_out = ps->items_out;
-    mp->bytes_in = ps->bytes_in;
-    mp->bytes_out = ps->bytes_out;
-    mp->failed = ps->failed;
+    mp->items_in = cv_stat_read(ps->items_in);
+    mp->items_out = cv_stat_read(ps->items_out);
+    mp->bytes_in = cv_stat_read(ps->bytes_in);
+    mp->bytes_out = cv_stat_read(ps->bytes_out);
+    mp->failed = cv_stat_read(ps->failed);
     mp->restarts = restarts;
     uint64_t cur = pid > 0 ? ps->current : 0;
     if (cur != t->current) {
@@ -271,8 +271,6 @@ static void rates(cv_metrics *m, uint64_t now)
                          ? (double)(mp[p].busy_ns - t->win_busy) / (double)dw : 0.0;
         if (mp[p].util > 1.0)
             mp[p].util = 1.0;
-        if (mp[p].state == CV_MPROC_ENDED)
-            mp[p].util = 0.0;
         if (roll) {
             t->win_in = mp[p].items_in;
             t->win_out = mp[p].items_out;
@@ -296,6 +294,8 @@ static void mark_bottleneck(cv_mhead *h)
     int best = -1;
     for (uint32_t p = 0; p < h->nprocs; p++) {
         mp[p].bottleneck = 0;
+        if (mp[p].state == CV_MPROC_ENDED)    /* nothing now, whatever the last window said */
+            mp[p].util = mp[p].rate_in = mp[p].rate_out = 0.0;
         if (mp[p].state == CV_MPROC_RUNNING && mp[p].util >= BUSY_MARK &&
             (best < 0 || mp[p].util > mp[best].util))
             best = (int)p;

@@ -73,7 +73,7 @@ static double percent_read(const cv_mhead *h)
 
 void cv_metrics_write_text(const cv_mhead *h, FILE *out)
 {
-    char b1[32], b2[32], b3[32];
+    char b1[32], b2[32];
     double secs = (double)h->wall_ns / 1e9;
     fprintf(out, "conveyor-host %" PRId64 ": %s (%s), %s", h->host_pid, h->pipeline, h->config,
             cv_mstate_name(h->state));
@@ -112,7 +112,6 @@ void cv_metrics_write_text(const cv_mhead *h, FILE *out)
                 mp[p].items_in, mp[p].items_out, mp[p].failed, mp[p].restarts, item,
                 mp[p].bottleneck ? "  <- bottleneck" : "");
     }
-    (void)b3;
 }
 
 /* --- JSON ------------------------------------------------------------- */

@@ -53,14 +53,18 @@ enum {
  * the others. */
 typedef struct cv_proc_stats {
     _Alignas(64) volatile uint64_t current;  /* seq of the item in process(), 0 when none */
-    volatile uint64_t items_in;
-    volatile uint64_t items_out;
-    volatile uint64_t failed;   /* items that failed: skipped, dead-lettered, or the
+    /* The counters are plain: their owner adds to them in place per item
+     * (add to memory, one instruction), and every call it makes between
+     * items keeps them in memory; other processes read them with
+     * cv_stat_read. */
+    uint64_t items_in;
+    uint64_t items_out;
+    uint64_t failed;            /* items that failed: skipped, dead-lettered, or the
                                    one that stopped the pipeline (on_error = fail) */
-    volatile uint64_t done;     /* items finished (process returned) */
-    volatile uint64_t bytes_in; /* item bytes received; the input reader: input bytes
+    uint64_t done;              /* items finished (process returned) */
+    uint64_t bytes_in;          /* item bytes received; the input reader: input bytes
                                    read, framing included (its offset in the input) */
-    volatile uint64_t bytes_out;/* item bytes sent; the output writer: output bytes
+    uint64_t bytes_out;         /* item bytes sent; the output writer: output bytes
                                    written, framing included */
     volatile uint32_t phase;    /* CV_PHASE_*: where the process is */
     volatile uint32_t finished; /* set just before the process's own _exit: any
@@ -78,6 +82,9 @@ typedef struct cv_proc_stats {
     volatile uint64_t acked_in, acked_out, acked_bytes_in;
     volatile uint64_t acked_bytes_out;
 } cv_proc_stats;
+
+/* A counter of another process's cv_proc_stats, read now. */
+#define cv_stat_read(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
 /* What a process waits for (cv_proc_stats.wait_kind). */
 enum { CV_WAIT_INPUT, CV_WAIT_OUTPUT };

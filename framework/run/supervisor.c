@@ -499,7 +499,8 @@ static void snapshot(cv_supervisor *sv)
     size_t n = sv->nprocs;
     double secs = seconds_since(&sv->started);
     cv_notice("snapshot at %.1f s: %" PRIu64 " items read, %" PRIu64 " written, %" PRIu64
-              " in flight%s", secs, r->pstats[0].items_out, r->pstats[n - 1].items_out,
+              " in flight%s", secs, cv_stat_read(r->pstats[0].items_out),
+              cv_stat_read(r->pstats[n - 1].items_out),
               in_flight(sv), sv->draining_sig ? " (draining)" : "");
     for (size_t p = 1; p + 1 < n; p++) {
         const cv_proc_stats *ps = &r->pstats[p];
@@ -507,7 +508,8 @@ static void snapshot(cv_supervisor *sv)
         if (ps->current)
             snprintf(at, sizeof at, ", at item %" PRIu64, ps->current);
         cv_notice("  %s: %" PRIu64 " in, %" PRIu64 " out, %" PRIu64 " failed%s",
-               r->plan->procs[p].label, ps->items_in, ps->items_out, ps->failed, at);
+               r->plan->procs[p].label, cv_stat_read(ps->items_in), cv_stat_read(ps->items_out),
+               cv_stat_read(ps->failed), at);
     }
 }
 
@@ -753,15 +755,13 @@ static void summary_head(const cv_supervisor *sv, int status, double secs)
 
 /* At the end of every run, at the default verbosity: the duration, the
  * items read and written and the rate, a line per stage process, and after
- * anything but a complete run what was in flight.  The counters are what
- * each process last published (cv_run_publish_counts: before it waits,
- * before it closes its outputs and when it exits), read once every child
- * is reaped, so they are exact for every process that ended on its own --
- * all of them after a complete run or a drain.  A process killed by a stop
- * (a failure elsewhere, a second signal, drain_timeout) or by a crash is
- * counted up to its last wait: its line says "killed" (the items read and
- * written are the input reader's and the output writer's counts, as
- * exact as they are), and the item it held is counted in flight. */
+ * anything but a complete run what was in flight.  The counters are the
+ * ones every process keeps in place (cv_proc_stats), read once every child
+ * is reaped, so they are exact -- also for a process killed by a stop (a
+ * failure elsewhere, a second signal, drain_timeout) or by a crash: its
+ * line says "killed", it counts the item it held as taken in, and that
+ * item is counted in flight.  A restarted stage counts from its last
+ * finished item. */
 static void summary(cv_supervisor *sv, int status)
 {
     const cv_run *r = &sv->run;
