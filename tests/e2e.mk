@@ -3,7 +3,7 @@ E2E_SOURCES = tests/harness.c tests/harness.h
 E2E_TESTS = tests/test_e2e_linear tests/test_e2e_failures tests/test_e2e_config \
 	tests/test_e2e_topology tests/test_e2e_abi tests/test_e2e_restart tests/test_e2e_pool \
 	tests/test_e2e_io tests/test_e2e_observe tests/test_e2e_exec tests/test_e2e_source \
-	tests/test_e2e_params
+	tests/test_e2e_params tests/test_e2e_top
 check_PROGRAMS += $(E2E_TESTS)
 TESTS += $(E2E_TESTS)
 # The tests run conveyor-host and the plugins: build them first.
@@ -52,6 +52,10 @@ tests_test_e2e_source_LDADD = $(CRITERION_LIBS)
 tests_test_e2e_observe_SOURCES = tests/test_e2e_observe.c $(E2E_SOURCES)
 tests_test_e2e_observe_CFLAGS = $(TEST_CFLAGS)
 tests_test_e2e_observe_LDADD = $(CRITERION_LIBS)
+
+tests_test_e2e_top_SOURCES = tests/test_e2e_top.c $(E2E_SOURCES)
+tests_test_e2e_top_CFLAGS = $(TEST_CFLAGS)
+tests_test_e2e_top_LDADD = $(CRITERION_LIBS)
 
 # A program embedding the library without handing over its arguments'
 # memory (test_e2e_observe runs it).

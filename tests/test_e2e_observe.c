@@ -317,11 +317,11 @@ static void stop_stuck_run(host_run *r, int again, char **errbuf)
 }
 
 /* The stage holds item 1 and items 2 and 3 wait in its input: three items
- * the output lacks.  The stage was killed mid-item: marked, and counted up
- * to its last wait (before item 1). */
+ * the output lacks.  The stage was killed mid-item: marked, and its
+ * counters are where it was (item 1 taken in, nothing out). */
 static const char stuck_summary[] =
     "conveyor-host: stopped by SIGTERM after T s: 3 items read, 0 written, R items/s\n"
-    "conveyor-host:   s: 0 in, 0 out, 0 failed, 0 restarts (killed)\n"
+    "conveyor-host:   s: 1 in, 0 out, 0 failed, 0 restarts (killed)\n"
     "conveyor-host: 3 items were in flight and are not in the output\n";
 
 Test(observe, summary_after_a_second_signal_names_what_was_in_flight, .timeout = 30)

@@ -1,4 +1,5 @@
-# tests/unit-io.mk - unit tests of shared memory, locks, the pool, channels, item framing and the inbox
+# tests/unit-io.mk - unit tests of shared memory, locks, the pool, channels, item framing, the inbox
+# and the metrics formats
 # (included from tests/local.mk).
 check_PROGRAMS += tests/test_shm tests/test_framing
 TESTS += tests/test_shm tests/test_framing
@@ -29,3 +30,9 @@ TESTS += tests/test_inbox
 tests_test_inbox_SOURCES = tests/test_inbox.c
 tests_test_inbox_CFLAGS = $(TEST_CFLAGS)
 tests_test_inbox_LDADD = $(UNIT_LIBS)
+
+check_PROGRAMS += tests/test_metrics
+TESTS += tests/test_metrics
+tests_test_metrics_SOURCES = tests/test_metrics.c
+tests_test_metrics_CFLAGS = $(TEST_CFLAGS)
+tests_test_metrics_LDADD = $(UNIT_LIBS)

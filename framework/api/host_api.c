@@ -152,6 +152,11 @@ void conveyor_set_verbosity(int level)
     cv_log_level = level;
 }
 
+void conveyor_set_progress(int on)
+{
+    cv_run_progress = on < 0 ? -1 : on != 0;
+}
+
 void conveyor_set_log_time(int on)
 {
     cv_log_set_time(on != 0);

@@ -8,6 +8,7 @@
 
 int cv_log_level = 1;
 static int log_time;
+static const char *line_prefix;
 static const char *origin;
 
 void cv_log_set_origin(const char *o)
@@ -18,6 +19,11 @@ void cv_log_set_origin(const char *o)
 void cv_log_set_time(int on)
 {
     log_time = on;
+}
+
+void cv_log_set_line_prefix(const char *prefix)
+{
+    line_prefix = prefix;
 }
 
 /* "2024-05-01T12:34:56.789Z " into BUF (at least 26 bytes); its length. */
@@ -46,8 +52,14 @@ static void vlog_as(int level, const char *label, const char *fmt, va_list ap)
 
     if (level > cv_log_level)
         return;
+    if (line_prefix) {
+        /* Past the progress line, which the host draws again. */
+        n = snprintf(line, 16, "%s", line_prefix);
+        if (n < 0 || n >= 16)
+            n = 0;
+    }
     if (log_time)
-        n = timestamp(line, sizeof line);
+        n += timestamp(line + n, sizeof line - (size_t)n);
     int m = snprintf(line + n, sizeof line - (size_t)n, "conveyor-host: %s%s%s",
                      origin ? origin : "", origin ? ": " : "", label);
     if (m > 0 && (size_t)m < sizeof line - (size_t)n)

@@ -20,6 +20,11 @@ void cv_log_set_origin(const char *origin);
  * the setting. */
 void cv_log_set_time(int on);
 
+/* PREFIX (at most 15 bytes, a string that lives on; NULL: none) starts
+ * every line: what takes it past the host's --progress line (erasing it on
+ * a terminal, a newline elsewhere).  Forked processes inherit the setting. */
+void cv_log_set_line_prefix(const char *prefix);
+
 void cv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cv_vlog(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 

@@ -5,15 +5,18 @@
  * status: 0 done, 1 a stage failed or crashed, 2 bad command line or
  * configuration, 3 a plugin could not be loaded, 128+N stopped by signal N.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <conveyor/host.h>
+#include "cli/top.h"
 
 static const char usage_text[] =
     "Usage: conveyor-host [OPTIONS] -c PIPELINE.ini\n"
+    "       conveyor-host --top [PID] [--once] [--json]\n"
     "Runs a multi-process pipeline: items read from the pipeline's input flow\n"
     "through its stages (plugins, each in its own process) to its output.\n"
     "\n"
@@ -25,6 +28,13 @@ static const char usage_text[] =
     "                        path, with each stage's parameters (or MODULE's alone)\n"
     "      --plugin-path DIRS  ':'-separated folders to search for plugins\n"
     "      --cleanup         remove shared-memory segments left by hosts that died\n"
+    "      --progress        redraw a progress line on standard error while it runs\n"
+    "                        (the default when standard error is a terminal)\n"
+    "      --no-progress     no progress line\n"
+    "      --top [PID]       show a running pipeline's live metrics, by its host's pid\n"
+    "                        (without PID: the only one running), redrawn every second\n"
+    "      --once            with --top: one snapshot, then exit\n"
+    "      --json            with --top: the snapshot as JSON (implies --once)\n"
     "  -v, --verbose         say more; -vv adds debug messages (plugins tried,\n"
     "                        sizes, process ids, restart back-off)\n"
     "  -q, --quiet           say only errors (no warnings, no summary at the end)\n"
@@ -40,7 +50,8 @@ static const char usage_text[] =
     "Exit status: 0 done, 1 a stage failed or crashed, 2 bad command line or\n"
     "configuration, 3 a plugin could not be loaded, 128+N stopped by signal N.\n";
 
-enum { OPT_CHECK = 256, OPT_GRAPH, OPT_LIST, OPT_PLUGIN_PATH, OPT_CLEANUP, OPT_LOG_TIME };
+enum { OPT_CHECK = 256, OPT_GRAPH, OPT_LIST, OPT_PLUGIN_PATH, OPT_CLEANUP, OPT_LOG_TIME,
+       OPT_PROGRESS, OPT_NO_PROGRESS, OPT_TOP, OPT_ONCE, OPT_JSON };
 
 static int usage_error(const char *msg)
 {
@@ -69,7 +80,32 @@ struct cli {
     const char *config;
     const char *module;         /* --list-plugins MODULE */
     int check, graph, list, cleanup, verbosity;
+    int progress;               /* -1 the default, 0 or 1 asked for */
+    int top, once, json;
+    long top_pid;               /* 0: the only one running */
 };
+
+/* --top [PID]: the one argument is the host's pid.  -1 to go on, else the
+ * status to exit with. */
+static int top_args(int argc, char **argv, struct cli *o)
+{
+    char msg[160];
+    if (o->config || o->check || o->graph || o->list || o->cleanup)
+        return usage_error("--top goes with no pipeline and no other action");
+    if (optind + 1 < argc)
+        return usage_error("too many arguments");
+    if (optind < argc) {
+        char *end;
+        errno = 0;
+        long pid = strtol(argv[optind], &end, 10);
+        if (errno || end == argv[optind] || *end || pid <= 0) {
+            snprintf(msg, sizeof msg, "--top: '%s' is not a process id", argv[optind]);
+            return usage_error(msg);
+        }
+        o->top_pid = pid;
+    }
+    return -1;
+}
 
 /* Reads the options into O: -1 to go on, else the status to exit with. */
 static int parse_args(int argc, char **argv, struct cli *o)
@@ -82,6 +118,11 @@ static int parse_args(int argc, char **argv, struct cli *o)
         {"plugin-path", required_argument, NULL, OPT_PLUGIN_PATH},
         {"cleanup", no_argument, NULL, OPT_CLEANUP},
         {"log-time", no_argument, NULL, OPT_LOG_TIME},
+        {"progress", no_argument, NULL, OPT_PROGRESS},
+        {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+        {"top", no_argument, NULL, OPT_TOP},
+        {"once", no_argument, NULL, OPT_ONCE},
+        {"json", no_argument, NULL, OPT_JSON},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -91,7 +132,7 @@ static int parse_args(int argc, char **argv, struct cli *o)
     char msg[128];
     int c;
 
-    *o = (struct cli){.verbosity = 1};
+    *o = (struct cli){.verbosity = 1, .progress = -1};
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:vqhV", opts, NULL)) != -1) {
         switch (c) {
@@ -101,6 +142,11 @@ static int parse_args(int argc, char **argv, struct cli *o)
         case OPT_LIST: o->list = 1; break;
         case OPT_PLUGIN_PATH: prepend_plugin_path(optarg); break;
         case OPT_CLEANUP: o->cleanup = 1; break;
+        case OPT_PROGRESS: o->progress = 1; break;
+        case OPT_NO_PROGRESS: o->progress = 0; break;
+        case OPT_TOP: o->top = 1; break;
+        case OPT_ONCE: o->once = 1; break;
+        case OPT_JSON: o->json = 1; break;
         /* At once: a bad option after it is reported with the time too. */
         case OPT_LOG_TIME: conveyor_set_log_time(1); break;
         case 'v': o->verbosity++; break;
@@ -115,6 +161,10 @@ static int parse_args(int argc, char **argv, struct cli *o)
             return usage_error(msg);
         }
     }
+    if (o->top)
+        return top_args(argc, argv, o);
+    if (o->once || o->json)
+        return usage_error("--once and --json go with --top");
     if (optind < argc) {
         if (optind + 1 < argc || (o->config && !o->list))
             return usage_error("too many arguments");
@@ -203,6 +253,9 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     conveyor_set_verbosity(o.verbosity);
+    if (o.top)
+        return cv_top(o.top_pid, o.once || o.json, o.json);
+    conveyor_set_progress(o.progress);
     if (o.cleanup) {
         rc = cleanup_stale(&o);
         if (rc != CONVEYOR_EXIT_OK || (!o.config && !o.list))

@@ -94,6 +94,8 @@ typedef struct cv_config {
     int pool_size_line;
     size_t pool_threshold;   /* items this large go by reference (default 64K) */
     uint64_t drain_timeout_ms; /* how long a drain may take; 0 = no limit (default 30 s) */
+    char *metrics_file;      /* Prometheus text written here, or NULL */
+    uint64_t metrics_interval_ms; /* how often; 0 = only at the end (default 5 s) */
     cv_stage_cfg *stages;    /* in file order */
     size_t nstages;
     size_t stages_cap;       /* room for this many */

@@ -375,6 +375,9 @@ const cv_config_key cv_config_keys[] = {
       .off = CFG(pool_threshold) },
     { PIPELINE("drain_timeout"), .kind = CV_KEY_DURATION, .def = "30s",
       .off = CFG(drain_timeout_ms) },
+    { PIPELINE("metrics_file"), .kind = CV_KEY_PATH, .off = CFG(metrics_file) },
+    { PIPELINE("metrics_interval"), .kind = CV_KEY_DURATION, .def = "5s",
+      .off = CFG(metrics_interval_ms) },
 
     { STAGE("type", CV_TYPES_ALL), .kind = CV_KEY_ENUM, .names = type_names,
       .def = "processor", .off = STG(type), .line_off = STG(type_line) },

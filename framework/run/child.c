@@ -66,12 +66,9 @@ static int exit_for_error(int rc)
 }
 
 /* Flushes and closes the outputs at the end of the stream: CV_CHILD_OK, or
- * the exit code for what went wrong.  The counters are published first:
- * once consumers see the end, a stop may kill this process before it
- * exits, and the host's summary reads them. */
+ * the exit code for what went wrong. */
 static int finish_outputs(cv_run *r, const char *who)
 {
-    cv_run_publish_counts(r);
     int rc = cv_run_close_outputs(r);
     if (rc < 0 && !peer_gone(rc))
         cv_error("%s: closing its outputs: %s", who, strerror(-rc));
@@ -121,11 +118,11 @@ static int source_before_read(void *arg, int fd)
             return -EINTR;
         if (n != 0)
             return 0;
-        /* The input has nothing: a wait like any other (cv_run_wait), so
-         * the counters the host reads are current while it lasts. */
-        cv_run_publish_counts(r);
+        /* The input has nothing: a wait like any other (cv_run_wait). */
         cv_run_sync_watermarks(r);
+        cv_run_wait_begin(r, CV_WAIT_INPUT);
         int rc = cv_channels_wait(NULL, 0, r->outs, r->nouts, fd, -1, &open_mask);
+        cv_run_wait_end(r);
         if (rc < 0)
             return rc;
     }
@@ -173,7 +170,8 @@ static inline int source_emit(cv_run *r, cv_route *out, uint64_t seq, const void
     }
     if (rc < 0)
         return rc;
-    r->n_out++;
+    r->me->items_out++;
+    r->me->bytes_out += len;
     r->source_low = seq + 1;
     if (r->has_ordered && r->source_low - r->last_sync >= CV_WATERMARK_LAG)
         cv_run_sync_watermarks(r);
@@ -201,7 +199,8 @@ static int run_source(cv_run *r)
         size_t len;
         int rc = cv_reader_next(&rd, &item, &len);
         if (rc == 1) {
-            r->n_in = rd.items;
+            r->me->items_in = rd.items;
+            r->me->bytes_in += len + r->frame_bytes;
             rc = source_emit(r, out, rd.items, item, len);
             if (rc < 0) {
                 code = exit_for_error(rc);
@@ -236,11 +235,14 @@ static int run_sink(cv_run *r)
     cv_writer_init(&r->sink, r->out_fd, r->cfg->framing);
     r->sink_open = 1;
     while ((rc = cv_inbox_next(&r->inbox, &rec)) == 1) {
-        r->n_in++;
+        cv_proc_stats *ps = r->me;
+        ps->items_in++;
+        ps->bytes_in += rec.len;
         rc = cv_writer_put(&r->sink, rec.data, rec.len);
         if (rc < 0)
             break;
-        r->n_out++;
+        ps->items_out++;
+        ps->bytes_out += rec.len + r->frame_bytes;
     }
     if (rc == 0)
         rc = cv_writer_flush(&r->sink);
@@ -250,7 +252,7 @@ static int run_sink(cv_run *r)
     if (rc == -EPIPE)
         return CV_CHILD_OUTPUT_CLOSED;
     if (rc < 0) {
-        cv_error("writing the output after item %" PRIu64 ": %s", r->n_out,
+        cv_error("writing the output after item %" PRIu64 ": %s", r->me->items_out,
                  strerror(-rc));
         return CV_CHILD_IO_ERROR;
     }
@@ -343,9 +345,10 @@ static int stage_poison(cv_run *r, const cv_stage_cfg *st, const cv_record *rec,
             "instead of processed", who, rec->seq, st->max_restarts, st->dead_letter_path);
     ps->poison = 0;
     ps->failed++;
-    r->n_in++;
-    r->n_done++;
-    cv_run_publish_counts(r);
+    ps->items_in++;
+    ps->bytes_in += rec->len;
+    ps->done++;
+    cv_run_ack_counts(r);
     cv_inbox_ack(&r->inbox);
     return -1;
 }
@@ -359,7 +362,8 @@ static inline int stage_item(cv_run *r, cv_proc_stats *ps, const conveyor_stage 
     conveyor_ctx *ctx = &r->ctx;
     ctx->seq = rec->seq;
     ps->current = rec->seq;
-    r->n_in++;
+    ps->items_in++;
+    ps->bytes_in += rec->len;
     ctx->in_call = 1;
     ctx->item = rec->data ? rec->data : "";
     ctx->item_len = rec->len;
@@ -391,12 +395,12 @@ static inline int stage_item(cv_run *r, cv_proc_stats *ps, const conveyor_stage 
             }
         }
     }
-    r->n_done++;
+    ps->done++;
     if (r->ack) {
-        /* Restarts read done.  Outputs first, then the input: a crash
+        /* Restarts go on from here.  Outputs first, then the input: a crash
          * between the two stores is the one window where an item is done
          * twice. */
-        cv_run_publish_counts(r);
+        cv_run_ack_counts(r);
         for (size_t i = 0; i < r->nouts; i++)
             cv_channel_publish(r->outs[i]);
         cv_inbox_ack(&r->inbox);
@@ -470,13 +474,14 @@ static int run_stage(cv_run *r)
  * visible to its consumers at once, since the next call may block for as
  * long as its data takes to come (publishing wakes a consumer only when it
  * sleeps).  Under restart = on-failure this is the point a restarted
- * source resumes from: the counters first (items_in is how many items the
- * source has handed on, which numbers its next item), then the channels. */
+ * source resumes from: the counters first (a source's items_in is how many
+ * items it has handed on, which numbers its next item), then the channels. */
 static void source_handed_on(cv_run *r)
 {
-    r->n_in = r->n_out;
+    r->me->items_in = r->me->items_out;
+    r->me->bytes_in = r->me->bytes_out;
     if (r->ack)
-        cv_run_publish_counts(r);
+        cv_run_ack_counts(r);
     for (size_t i = 0; i < r->nouts; i++)
         cv_channel_publish(r->outs[i]);
 }
@@ -486,7 +491,7 @@ static void source_handed_on(cv_run *r)
  * source failing on every call is loud without flooding. */
 static void produce_failed(cv_run *r, const char *who, int rc, uint64_t failures)
 {
-    r->pstats[r->self].failed++;
+    r->me->failed++;
     for (uint64_t p = 1; p <= failures; p *= 10)
         if (p == failures) {
             cv_warn("%s: produce failed (%s); %" PRIu64 " failure%s so far, going on as "
@@ -512,8 +517,10 @@ static int run_producer(cv_run *r)
 
     cv_proc_desc(r, r->self, who, sizeof who);
     r->seq_stride = r->plan->nsources;
-    ctx->seq = r->n_in * r->seq_stride + (uint64_t)r->self + 1;
-    r->n_out = r->n_in;     /* a restarted source: what it had handed on */
+    /* A restarted source goes on from what it had handed on. */
+    r->me->items_out = r->me->items_in;
+    r->me->bytes_out = r->me->bytes_in;
+    ctx->seq = r->me->items_in * r->seq_stride + (uint64_t)r->self + 1;
     r->source_low = ctx->seq;
     /* The stop request is let in at any moment: it interrupts a system call
      * a produce() is blocked in (the handler has no SA_RESTART). */
@@ -534,7 +541,7 @@ static int run_producer(cv_run *r)
         ctx->in_call = 0;
         if ((code = after_call(r, who, "produce", 0, CV_CHILD_ITEM_FAILED)) >= 0)
             return code;
-        r->n_done++;
+        r->me->done++;
         source_handed_on(r);
         if (rc == CONVEYOR_MORE)
             continue;
@@ -547,7 +554,7 @@ static int run_producer(cv_run *r)
         }
         failures++;
         if (st->on_error == CV_ON_ERROR_FAIL) {
-            r->pstats[r->self].failed++;
+            r->me->failed++;
             cv_error("%s: produce failed (%s, returned %d)", who, strerror(-rc), rc);
             return CV_CHILD_ITEM_FAILED;
         }
@@ -558,7 +565,8 @@ static int run_producer(cv_run *r)
     if (failures)
         cv_warn("%s: %" PRIu64 " failed produce call%s skipped", who, failures,
                 failures == 1 ? "" : "s");
-    r->n_in = r->n_out;
+    r->me->items_in = r->me->items_out;
+    r->me->bytes_in = r->me->bytes_out;
     r->source_low = UINT64_MAX;
     return finish_outputs(r, who);
 }
@@ -694,6 +702,7 @@ _Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *host_mask, int re
     child_title(pr);
 
     r->self = p;
+    r->me = ps;
     /* With more processes than cores a spinning process only steals the
      * core the process it waits for needs: spin briefly, if at all. */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -702,10 +711,15 @@ _Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *host_mask, int re
         cv_log_set_origin(pr->label);
 
     child_channels(r, p, restarted);
-    /* A restarted process goes on counting where the dead one stopped. */
-    r->n_in = r->pstats[p].items_in;
-    r->n_out = r->pstats[p].items_out;
-    r->n_done = r->pstats[p].done;
+    r->frame_bytes = r->cfg->framing == CV_FRAMING_LENGTH32 ? 4 : 1;
+    /* A restarted process goes on counting where the dead one had finished
+     * its last item. */
+    if (restarted && r->ack) {
+        ps->items_in = ps->acked_in;
+        ps->items_out = ps->acked_out;
+        ps->bytes_in = ps->acked_bytes_in;
+        ps->bytes_out = ps->acked_bytes_out;
+    }
     child_stdio(r, pr->stage < 0 ? pr->kind : CV_PROC_STAGE);
 
     r->ctx = (conveyor_ctx){.run = r, .proc = p,
@@ -720,6 +734,5 @@ _Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *host_mask, int re
     case CV_PROC_SINK: code = run_sink(r); break;
     default: code = run_stage(r); break;
     }
-    cv_run_publish_counts(r);
     child_exit(ps, code);
 }

@@ -11,18 +11,49 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/util.h"
 #include "run/run.h"
 
 /* --- counters ---------------------------------------------------------- */
 
-void cv_run_publish_counts(cv_run *r)
+void cv_run_ack_counts(cv_run *r)
 {
-    cv_proc_stats *ps = &r->pstats[r->self];
-    ps->items_in = r->n_in;
-    ps->items_out = r->n_out;
-    ps->done = r->n_done;
+    cv_proc_stats *ps = r->me;
+    ps->acked_in = ps->items_in;
+    ps->acked_out = ps->items_out;
+    ps->acked_bytes_in = ps->bytes_in;
+    ps->acked_bytes_out = ps->bytes_out;
+}
+
+uint64_t cv_run_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void cv_run_wait_begin(cv_run *r, unsigned kind)
+{
+    cv_proc_stats *ps = r->me;
+    ps->wait_kind = kind;
+    ps->wait_since = cv_run_now_ns();
+}
+
+/* The total first, then the mark: a host sampling in between counts this
+ * wait twice for a tenth of a second, never not at all. */
+void cv_run_wait_end(cv_run *r)
+{
+    cv_proc_stats *ps = r->me;
+    uint64_t since = ps->wait_since, took = cv_run_now_ns() - since;
+    if (!since)
+        return;
+    if (ps->wait_kind == CV_WAIT_OUTPUT)
+        ps->wait_out_ns += took;
+    else
+        ps->wait_in_ns += took;
+    ps->wait_since = 0;
 }
 
 /* --- emitting --------------------------------------------------------- */
@@ -39,11 +70,12 @@ __attribute__((noinline)) static void next_source_item(cv_run *r, conveyor_ctx *
         cv_run_sync_watermarks(r);
 }
 
-/* Counts an item sent; per item. */
-static inline void count_emit(conveyor_ctx *ctx)
+/* Counts an item of LEN bytes sent; per item. */
+static inline void count_emit(conveyor_ctx *ctx, size_t len)
 {
     cv_run *r = ctx->run;
-    r->n_out++;
+    r->me->items_out++;
+    r->me->bytes_out += len;
     if (__builtin_expect(r->seq_stride != 0, 0))
         next_source_item(r, ctx);
 }
@@ -81,7 +113,6 @@ void cv_run_sync_watermarks(cv_run *r)
  * space), flushes the sink's output, then waits (see run.h). */
 int cv_run_wait(cv_run *r, cv_channel **reads, size_t nreads, int extra_fd)
 {
-    cv_run_publish_counts(r);
     cv_run_sync_watermarks(r);
     /* Whatever we produced or freed must be visible before we sleep, or
      * the other side may sleep waiting for it too. */
@@ -98,7 +129,11 @@ int cv_run_wait(cv_run *r, cv_channel **reads, size_t nreads, int extra_fd)
         if (rc < 0)
             return rc;
     }
-    return cv_channels_wait(reads, nreads, r->outs, r->nouts, extra_fd, -1, NULL);
+    /* Waiting for nothing to read is waiting for an output to take more. */
+    cv_run_wait_begin(r, nreads || extra_fd >= 0 ? CV_WAIT_INPUT : CV_WAIT_OUTPUT);
+    int rc = cv_channels_wait(reads, nreads, r->outs, r->nouts, extra_fd, -1, NULL);
+    cv_run_wait_end(r);
+    return rc;
 }
 
 /* Sends one record; with REF (a pool block DATA lies in) a reference that
@@ -219,14 +254,14 @@ int cv_run_emit_item(cv_run *r, cv_route *out, uint64_t seq, const void *data, s
 
 /* Counts an item emitted, or keeps the first error an emit met (the stage
  * fails with it after the call). */
-static int emitted(conveyor_ctx *ctx, int rc)
+static int emitted(conveyor_ctx *ctx, int rc, size_t len)
 {
     if (rc < 0) {
         if (!ctx->emit_error)
             ctx->emit_error = rc;
         return rc;
     }
-    count_emit(ctx);
+    count_emit(ctx, len);
     return 0;
 }
 
@@ -243,7 +278,7 @@ __attribute__((noinline)) static int ctx_emit_routed(conveyor_ctx *ctx, const vo
     if (len && !item)
         return -EINVAL;
     return emitted(ctx, cv_run_emit_item(r, pr->out, ctx->seq, item, len, ctx->item_ref, ctx->item,
-                                  ctx->item_len));
+                                  ctx->item_len), len);
 }
 
 /* Per item: straight to the one output channel when there is one and it
@@ -253,7 +288,7 @@ int cv_ctx_emit(conveyor_ctx *ctx, const void *item, size_t len)
 {
     cv_run *r = ctx->run;
     if (!ctx->begun && (item || !len) && cv_run_emit_direct(r, ctx->seq, item, len)) {
-        count_emit(ctx);
+        count_emit(ctx, len);
         return 0;
     }
     return ctx_emit_routed(ctx, item, len);
@@ -336,7 +371,7 @@ int cv_ctx_emit_commit(conveyor_ctx *ctx, size_t len)
         ctx->begun_ref = 0;
         int rc = cv_run_emit_item(r, r->plan->procs[ctx->proc].out, ctx->seq, p, len, ref, p, len);
         cv_pool_drop(r->pool, ref);
-        return emitted(ctx, rc);
+        return emitted(ctx, rc, len);
     }
     if (ctx->begun_chan < 0)
         return cv_ctx_emit(ctx, ctx->scratch, len);
@@ -346,7 +381,7 @@ int cv_ctx_emit_commit(conveyor_ctx *ctx, size_t len)
         return rc;
     if (r->view[c] < ctx->seq)
         r->view[c] = ctx->seq;
-    count_emit(ctx);
+    count_emit(ctx, len);
     return 0;
 }
 
@@ -386,7 +421,9 @@ int cv_run_close_outputs(cv_run *r)
         }
         if (!pending)
             break;
+        cv_run_wait_begin(r, CV_WAIT_OUTPUT);
         int rc = cv_channels_wait(NULL, 0, r->outs, r->nouts, -1, -1, NULL);
+        cv_run_wait_end(r);
         if (rc < 0 && rc != -EINTR)
             return rc;
     }

@@ -81,6 +81,19 @@ static int open_output(cv_run *r)
     return 0;
 }
 
+/* What is left to read of a regular file (from where its descriptor is),
+ * for the progress line's percentage; -1 for anything else. */
+static int64_t input_size(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return -1;
+    off_t at = lseek(fd, 0, SEEK_CUR);
+    if (at < 0 || at > st.st_size)
+        at = 0;
+    return (int64_t)(st.st_size - at);
+}
+
 void cv_run_close_io(cv_run *r)
 {
     if (r->in_fd > STDERR_FILENO)
@@ -214,6 +227,7 @@ int cv_run_create(cv_run *r, const cv_plan *plan, const conveyor_stage *const *s
                   .in_fd = -1, .out_fd = -1};
     if (open_input(r) < 0 || same_file(r) < 0)
         return CONVEYOR_EXIT_CONFIG;
+    r->input_size = input_size(r->in_fd);
     (void)cv_shm_sweep();
     if (cv_segment_create(&r->seg, cfg->shm_size, cfg->shm_file, cfg->shm_readonly, err,
                           sizeof err) < 0) {

@@ -24,6 +24,7 @@
 #include "load/plan.h"
 #include "run/framing.h"
 #include "run/inbox.h"
+#include "run/metrics.h"
 #include "transport/channel.h"
 #include "transport/pool.h"
 #include "transport/shm.h"
@@ -43,21 +44,50 @@ enum {
  * items behind on an ordered channel, and always before it waits. */
 #define CV_WATERMARK_LAG 64
 
-/* Per-process counters in the shared area (the host reads them).  One
- * cache line each: a process updates its own per item, and sharing a line
- * with a neighbour made every update a cache-line transfer. */
+/* Per-process counters in the shared area (the host reads them).  The
+ * first cache line is the process's own: it updates its counters there per
+ * item with plain stores, the host reads the line ten times a second
+ * (metrics.c), and sharing a line with a neighbour made every update a
+ * cache-line transfer.  The second line is written only around waits (wait
+ * times) and item boundaries of an item by item stage, never per item of
+ * the others. */
 typedef struct cv_proc_stats {
     _Alignas(64) volatile uint64_t current;  /* seq of the item in process(), 0 when none */
-    volatile uint64_t items_in;
-    volatile uint64_t items_out;
-    volatile uint64_t failed;   /* items that failed: skipped, dead-lettered, or the
+    /* The counters are plain: their owner adds to them in place per item
+     * (add to memory, one instruction), and every call it makes between
+     * items keeps them in memory; other processes read them with
+     * cv_stat_read. */
+    uint64_t items_in;
+    uint64_t items_out;
+    uint64_t failed;            /* items that failed: skipped, dead-lettered, or the
                                    one that stopped the pipeline (on_error = fail) */
-    volatile uint64_t done;     /* items finished (process returned) */
-    volatile uint64_t poison;   /* restart: dead-letter this item instead of processing it */
+    uint64_t done;              /* items finished (process returned) */
+    uint64_t bytes_in;          /* item bytes received; the input reader: input bytes
+                                   read, framing included (its offset in the input) */
+    uint64_t bytes_out;         /* item bytes sent; the output writer: output bytes
+                                   written, framing included */
     volatile uint32_t phase;    /* CV_PHASE_*: where the process is */
     volatile uint32_t finished; /* set just before the process's own _exit: any
                                    other end (a plugin's exit(), a signal) is a crash */
+    /* --- the second line --- */
+    _Alignas(64) volatile uint64_t poison;  /* restart: dead-letter this item instead */
+    volatile uint64_t wait_in_ns;   /* time spent waiting for input (and for the input file) */
+    volatile uint64_t wait_out_ns;  /* time spent blocked on a full output */
+    volatile uint64_t wait_since;   /* CLOCK_MONOTONIC ns the wait under way began, or 0 */
+    volatile uint32_t wait_kind;    /* CV_WAIT_*: what the wait under way waits for */
+    uint32_t pad;
+    /* An item by item stage's counters at its last finished item: where a
+     * restarted process goes on counting (the dead one's item in hand and
+     * what it emitted for it are done again). */
+    volatile uint64_t acked_in, acked_out, acked_bytes_in;
+    volatile uint64_t acked_bytes_out;
 } cv_proc_stats;
+
+/* A counter of another process's cv_proc_stats, read now. */
+#define cv_stat_read(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+/* What a process waits for (cv_proc_stats.wait_kind). */
+enum { CV_WAIT_INPUT, CV_WAIT_OUTPUT };
 
 /* Where a process is, for the message when it dies (cv_proc_stats.phase). */
 enum { CV_PHASE_START, CV_PHASE_INIT, CV_PHASE_ITEMS, CV_PHASE_FINI };
@@ -107,6 +137,7 @@ struct cv_run {
     size_t large;               /* items of this many bytes or more go by reference */
     pid_t host;
     int in_fd, out_fd;
+    int64_t input_size;         /* bytes of input to read when it is a regular file, or -1 */
 
     /* --- in a forked process --- */
     int self;
@@ -130,10 +161,11 @@ struct cv_run {
     /* One output channel and no watermarks to send: emits go straight to
      * it, past the routing (NULL otherwise). */
     cv_channel *direct;
-    /* This process's counters, kept here and copied to its cv_proc_stats by
-     * cv_run_publish_counts: before it waits, after each item of an item by
-     * item stage (restarts read done), and before it exits. */
-    uint64_t n_in, n_out, n_done;
+    /* This process's counters (&pstats[self]): updated in place, per item. */
+    cv_proc_stats *me;
+    /* Input bytes around an item that are not part of it (the input
+     * reader's and output writer's byte counts include the framing). */
+    unsigned frame_bytes;
 };
 
 /* --- resources.c: what the host creates before the first fork ------------- */
@@ -158,8 +190,34 @@ void cv_run_close_io(cv_run *r);
  * signal that stopped it). */
 int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages);
 
+/* --progress: 1 on, 0 off, -1 (default) on when standard error is a
+ * terminal and the verbosity is not -q's. */
+extern int cv_run_progress;
+
 /* "SEGV" for SIGSEGV, "?" when the C library does not know the signal. */
 const char *cv_sig_name(int sig);
+
+/* --- metrics.c: the host's sampler (metrics.h) ---------------------------- */
+
+typedef struct cv_metrics cv_metrics;
+
+/* Starts sampling R's metrics; PUBLISH: in a segment --top can read. */
+cv_metrics *cv_metrics_start(const cv_run *r, int publish);
+
+/* Samples the processes (PIDS: per process, -1 once ended; RESTARTS: per
+ * process, or NULL) and channels now, and publishes the snapshot.  STATE
+ * is a CV_MSTATE_*, STATUS the exit status once ended.  No-op on NULL. */
+void cv_metrics_sample(cv_metrics *m, const cv_run *r, const pid_t *pids,
+                       const unsigned *restarts, unsigned state, int status);
+
+/* Process P ended for good (its time alive stops here).  No-op on NULL. */
+void cv_metrics_proc_ended(cv_metrics *m, int p);
+
+/* The newest snapshot, or NULL. */
+const cv_mhead *cv_metrics_head(const cv_metrics *m);
+
+/* Removes the segment and frees everything.  No-op on NULL. */
+void cv_metrics_stop(cv_metrics *m);
 
 /* --- child.c: the forked processes ---------------------------------------- */
 
@@ -176,8 +234,18 @@ const char *cv_proc_desc(const cv_run *r, int p, char *buf, size_t n);
 
 /* --- emit.c: sending, routing, waiting ------------------------------------ */
 
-/* Copies this process's counters to its cv_proc_stats. */
-void cv_run_publish_counts(cv_run *r);
+/* An item by item stage finished an item: its counters now are where a
+ * restarted process goes on counting. */
+void cv_run_ack_counts(cv_run *r);
+
+/* The CLOCK_MONOTONIC time in nanoseconds. */
+uint64_t cv_run_now_ns(void);
+
+/* Notes that this process starts (cv_run_wait_end: ends) a wait for KIND
+ * (CV_WAIT_*): the host counts the time as not busy.  Around waits only,
+ * which make a system call anyway. */
+void cv_run_wait_begin(cv_run *r, unsigned kind);
+void cv_run_wait_end(cv_run *r);
 
 /* Tells consumers of ordered channels how far this process has got. */
 void cv_run_sync_watermarks(cv_run *r);

@@ -54,7 +54,19 @@ typedef struct cv_supervisor {
     size_t nbefore;
     pid_t *strays;              /* processes left behind by stages, killed */
     size_t nstrays;
+    cv_metrics *metrics;        /* live metrics (metrics.c), or NULL */
+    uint64_t next_sample;       /* CLOCK_MONOTONIC ns */
+    uint64_t next_file;         /* when metrics_file is written next */
+    uint64_t next_progress;
+    int progress;               /* --progress draws its line */
+    int progress_tty;           /* on a terminal: erased, not ended with a newline */
+    int progress_drawn;         /* the line is on the terminal now */
 } cv_supervisor;
+
+int cv_run_progress = -1;
+
+#define SAMPLE_NS 100000000ull      /* metrics: ten samples a second */
+#define PROGRESS_NS 250000000ull    /* the progress line: four redraws a second */
 
 static void on_sigchld(int sig)
 {
@@ -484,7 +496,7 @@ static uint64_t items_read(const cv_run *r)
 {
     uint64_t n = 0;
     for (size_t p = 0; p < r->plan->nsources; p++)
-        n += r->pstats[p].items_out;
+        n += cv_stat_read(r->pstats[p].items_out);
     return n;
 }
 
@@ -509,7 +521,7 @@ static void snapshot(cv_supervisor *sv)
     size_t n = sv->nprocs;
     double secs = seconds_since(&sv->started);
     cv_notice("snapshot at %.1f s: %" PRIu64 " items read, %" PRIu64 " written, %" PRIu64
-              " in flight%s", secs, items_read(r), r->pstats[n - 1].items_out,
+              " in flight%s", secs, items_read(r), cv_stat_read(r->pstats[n - 1].items_out),
               in_flight(sv), sv->draining_sig ? " (draining)" : "");
     for (size_t p = 0; p < n; p++) {
         if (!has_own_line(r, p))
@@ -519,7 +531,8 @@ static void snapshot(cv_supervisor *sv)
         if (ps->current)
             snprintf(at, sizeof at, ", at item %" PRIu64, ps->current);
         cv_notice("  %s: %" PRIu64 " in, %" PRIu64 " out, %" PRIu64 " failed%s",
-               r->plan->procs[p].label, ps->items_in, ps->items_out, ps->failed, at);
+               r->plan->procs[p].label, cv_stat_read(ps->items_in), cv_stat_read(ps->items_out),
+               cv_stat_read(ps->failed), at);
     }
 }
 
@@ -599,21 +612,127 @@ static void reap(cv_supervisor *sv)
         sv->pids[p] = -1;
         sv->alive--;
         child_ended(sv, (int)p, status);
+        if (sv->pids[p] < 0)    /* not restarted */
+            cv_metrics_proc_ended(sv->metrics, (int)p);
         kill_strays(sv);
     }
+}
+
+static unsigned run_state(const cv_supervisor *sv)
+{
+    return sv->stopping ? CV_MSTATE_STOPPING
+                        : sv->draining_sig ? CV_MSTATE_DRAINING : CV_MSTATE_RUNNING;
+}
+
+/* Erases the progress line (a terminal) or ends it (anything else, where
+ * it stays as a record), so that what comes next starts a clean line. */
+static void progress_erase(cv_supervisor *sv)
+{
+    if (!sv->progress_drawn)
+        return;
+    ssize_t w = sv->progress_tty ? write(STDERR_FILENO, "\r\033[K", 4)
+                                 : write(STDERR_FILENO, "\n", 1);
+    (void)w;
+    sv->progress_drawn = 0;
+}
+
+static void progress_draw(cv_supervisor *sv)
+{
+    char line[512];
+    line[0] = '\r';
+    cv_metrics_progress_line(cv_metrics_head(sv->metrics), line + 1, sizeof line - 8);
+    size_t n = strlen(line);
+    if (sv->progress_tty) {
+        memcpy(line + n, "\033[K", 3);     /* what a longer line left */
+        n += 3;
+    }
+    ssize_t w = write(STDERR_FILENO, line, n);
+    (void)w;
+    sv->progress_drawn = 1;
+}
+
+static void write_metrics_file(cv_supervisor *sv)
+{
+    const char *path = sv->run.cfg->metrics_file;
+    int rc = cv_metrics_write_prom_file(cv_metrics_head(sv->metrics), path);
+    if (rc < 0)
+        cv_warn("metrics_file '%s': %s", path, strerror(-rc));
+}
+
+/* Ten times a second: a sample of the metrics for --top, and when they
+ * are due the progress line and the metrics file. */
+static void observe(cv_supervisor *sv)
+{
+    if (!sv->metrics)
+        return;
+    uint64_t now = cv_run_now_ns();
+    if (now < sv->next_sample)
+        return;
+    sv->next_sample = now + SAMPLE_NS;
+    cv_metrics_sample(sv->metrics, &sv->run, sv->pids, sv->restarts_of, run_state(sv), 0);
+    if (sv->progress && now >= sv->next_progress) {
+        sv->next_progress = now + PROGRESS_NS;
+        progress_draw(sv);
+    }
+    if (sv->run.cfg->metrics_file && sv->run.cfg->metrics_interval_ms && now >= sv->next_file) {
+        sv->next_file = now + sv->run.cfg->metrics_interval_ms * 1000000u;
+        write_metrics_file(sv);
+    }
+}
+
+/* What a run observes: the metrics segment for --top unless
+ * $CONVEYOR_METRICS is 0 (a switch for measuring what it costs), the
+ * progress line, the metrics file. */
+static void observe_start(cv_supervisor *sv)
+{
+    const char *env = getenv("CONVEYOR_METRICS");
+    int publish = !(env && strcmp(env, "0") == 0);
+    sv->progress_tty = isatty(STDERR_FILENO);
+    sv->progress = cv_run_progress > 0 ||
+                   (cv_run_progress < 0 && cv_log_level >= 1 && sv->progress_tty);
+    if (!publish && !sv->progress && !sv->run.cfg->metrics_file)
+        return;
+    sv->metrics = cv_metrics_start(&sv->run, publish);
+    cv_metrics_sample(sv->metrics, &sv->run, NULL, NULL, CV_MSTATE_RUNNING, 0);
+    uint64_t now = cv_run_now_ns();
+    sv->next_sample = now + SAMPLE_NS;
+    sv->next_progress = now + SAMPLE_NS;
+    sv->next_file = now + sv->run.cfg->metrics_interval_ms * 1000000u;
+    /* Messages of every process erase the line before they are printed. */
+    if (sv->progress)
+        cv_log_set_line_prefix(sv->progress_tty ? "\r\033[K" : "\n");
+}
+
+/* The last sample, with the run's end and status; the metrics file once
+ * more; the progress line erased before the summary. */
+static void observe_end(cv_supervisor *sv, int status)
+{
+    if (!sv->metrics)
+        return;
+    cv_metrics_sample(sv->metrics, &sv->run, sv->pids, sv->restarts_of, CV_MSTATE_ENDED, status);
+    if (sv->progress) {
+        progress_draw(sv);
+        progress_erase(sv);
+        cv_log_set_line_prefix(NULL);
+    }
+    if (sv->run.cfg->metrics_file)
+        write_metrics_file(sv);
 }
 
 static void supervise(cv_supervisor *sv)
 {
     while (sv->alive > 0) {
-        /* A tenth of a second while a drain has a deadline to keep. */
-        struct timespec tick = {sv->draining_sig ? 0 : 1, sv->draining_sig ? 100000000L : 0};
+        /* A tenth of a second while metrics are sampled or a drain has a
+         * deadline to keep. */
+        int fast = sv->draining_sig || sv->metrics;
+        struct timespec tick = {fast ? 0 : 1, fast ? 100000000L : 0};
         siginfo_t si;
         int sig = sigtimedwait(&sv->wait_set, &si, &tick);
         if (sig > 0 && sig != SIGCHLD)
             stop_signal(sv, sig);
         reap(sv);
         check_drain_deadline(sv);
+        observe(sv);
     }
 }
 
@@ -660,15 +779,13 @@ static void summary_head(const cv_supervisor *sv, int status, double secs)
 
 /* At the end of every run, at the default verbosity: the duration, the
  * items read and written and the rate, a line per stage process, and after
- * anything but a complete run what was in flight.  The counters are what
- * each process last published (cv_run_publish_counts: before it waits,
- * before it closes its outputs and when it exits), read once every child
- * is reaped, so they are exact for every process that ended on its own --
- * all of them after a complete run or a drain.  A process killed by a stop
- * (a failure elsewhere, a second signal, drain_timeout) or by a crash is
- * counted up to its last wait: its line says "killed" (the items read and
- * written are the input reader's and the output writer's counts, as
- * exact as they are), and the item it held is counted in flight. */
+ * anything but a complete run what was in flight.  The counters are the
+ * ones every process keeps in place (cv_proc_stats), read once every child
+ * is reaped, so they are exact -- also for a process killed by a stop (a
+ * failure elsewhere, a second signal, drain_timeout) or by a crash: its
+ * line says "killed", it counts the item it held as taken in, and that
+ * item is counted in flight.  A restarted stage counts from its last
+ * finished item. */
 static void summary(cv_supervisor *sv, int status)
 {
     const cv_run *r = &sv->run;
@@ -714,14 +831,17 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
         sv.done_at_crash = cv_calloc(sv.nprocs, sizeof *sv.done_at_crash);
         sv.restarts_of = cv_calloc(sv.nprocs, sizeof *sv.restarts_of);
         each_child(&sv, remember_child);
+        observe_start(&sv);
         fork_all(&sv);
         supervise(&sv);
         kill_strays(&sv);
         for (size_t i = 0; i < sv.nstrays; i++)
             waitpid(sv.strays[i], NULL, 0);     /* killed just now: gone at once */
         status = exit_status(&sv);
+        observe_end(&sv, status);
         summary(&sv, status);
     }
+    cv_metrics_stop(sv.metrics);
     cv_run_destroy(&sv.run);
     free(sv.pids);
     free(sv.killed);

@@ -77,6 +77,11 @@ uint64_t cv_channel_queued(const cv_channel *ch)
     return ch->ops->queued(ch);
 }
 
+int cv_channel_fill(const cv_channel *ch, uint64_t *bytes, uint64_t *capacity)
+{
+    return ch->ops->fill ? ch->ops->fill(ch, bytes, capacity) : -ENOTSUP;
+}
+
 void cv_channel_destroy(cv_channel *ch)
 {
     if (ch)

@@ -132,6 +132,11 @@ int cv_channels_wait(cv_channel **read, size_t nread, cv_channel **write, size_t
 
 uint64_t cv_channel_queued(const cv_channel *ch);  /* sent - received, shared */
 
+/* What the channel holds now, in bytes, and what it can hold, read from
+ * the shared state in any process (the host's metrics).  0, or -ENOTSUP:
+ * the transport cannot say (a pipe's bytes are in the kernel). */
+int cv_channel_fill(const cv_channel *ch, uint64_t *bytes, uint64_t *capacity);
+
 /* Supervised restarts (restart = on-failure; ring transport only).
  * set_ack: the ENDS this process holds work item by item: the consumer's
  * space is freed only by cv_channel_ack (after process() returned), the
@@ -164,6 +169,7 @@ struct cv_channel_ops {
     int (*wait)(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite,
                 int extra_fd, int timeout_ms, const sigset_t *sigmask);
     uint64_t (*queued)(const cv_channel *ch);
+    int (*fill)(const cv_channel *ch, uint64_t *bytes, uint64_t *capacity); /* NULL: unknown */
     void (*destroy)(cv_channel *ch);
     /* Supervised restarts (ring only; NULL where not supported). */
     void (*ack)(cv_channel *ch);

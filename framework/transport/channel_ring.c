@@ -742,6 +742,18 @@ static uint64_t ring_queued(const cv_channel *base)
     return s > r ? s - r : 0;
 }
 
+/* The bytes between the consumer's published tail and the producer's
+ * published head: records (and their headers) not yet freed. */
+static int ring_fill(const cv_channel *base, uint64_t *bytes, uint64_t *capacity)
+{
+    const ring_channel *ch = (const ring_channel *)base;
+    uint64_t tail = __atomic_load_n(&ch->sh->tail, __ATOMIC_ACQUIRE);
+    uint64_t head = __atomic_load_n(&ch->sh->head, __ATOMIC_ACQUIRE);
+    *bytes = head > tail ? head - tail : 0;
+    *capacity = ch->cap;
+    return 0;
+}
+
 static void ring_destroy(cv_channel *base)
 {
     ring_channel *ch = (ring_channel *)base;
@@ -765,6 +777,7 @@ static const struct cv_channel_ops ring_ops = {
     .close_read = ring_close_read,
     .wait = cv_ring_wait,
     .queued = ring_queued,
+    .fill = ring_fill,
     .destroy = ring_destroy,
     .ack = ring_ack,
     .publish_partial = ring_publish_partial,

@@ -70,6 +70,41 @@ CONVEYOR_API void conveyor_set_verbosity(int level);
  * the millisecond: "2024-05-01T12:34:56.789Z conveyor-host: ...". */
 CONVEYOR_API void conveyor_set_log_time(int on);
 
+/* ON = 1: while a pipeline runs, one line on standard error is redrawn
+ * four times a second (items read and written, the rate, bytes, the time,
+ * and the percentage and time left when the input is a regular file);
+ * 0: never; -1 (the default): when standard error is a terminal and the
+ * verbosity is at least 1.  Messages of the run erase the line first, and
+ * it is erased before the summary. */
+CONVEYOR_API void conveyor_set_progress(int on);
+
+/* Watching a running pipeline from another process (conveyor-host --top).
+ * Every run publishes live metrics, sampled ten times a second, in a
+ * read-only shared-memory object named after its host's pid; attaching
+ * reads them and never disturbs the run. */
+typedef struct conveyor_monitor conveyor_monitor;
+
+#define CONVEYOR_MONITOR_TEXT 0         /* top's screen */
+#define CONVEYOR_MONITOR_JSON 1         /* one JSON object and a newline */
+#define CONVEYOR_MONITOR_PROMETHEUS 2   /* Prometheus text exposition format */
+#define CONVEYOR_MONITOR_BRIEF 3        /* one line: pid, state, time, pipeline */
+
+/* The pids of the hosts whose pipelines run now: up to MAX into PIDS,
+ * ascending.  How many there are (may be more than MAX), or -errno. */
+CONVEYOR_API int conveyor_monitor_list(long *pids, size_t max);
+
+/* Attaches to the pipeline of host PID.  CONVEYOR_EXIT_OK, or
+ * CONVEYOR_EXIT_FAILED with ERR saying why (no such pipeline). */
+CONVEYOR_API int conveyor_monitor_open(long pid, conveyor_monitor **out, char *err,
+                                       size_t errlen);
+
+/* Writes the newest snapshot in FORMAT.  1 while the pipeline runs, 0 once
+ * it has ended (the snapshot says with which status), -ESRCH when its
+ * host is gone without ending it (killed), another -errno on error. */
+CONVEYOR_API int conveyor_monitor_write(conveyor_monitor *m, int format, FILE *out);
+
+CONVEYOR_API void conveyor_monitor_close(conveyor_monitor *m);
+
 /* Writes one line to standard error as the library writes its own:
  * "conveyor-host: " and the text, after the time when conveyor_set_log_time
  * asked for it, in one write().  Shown at every verbosity: for what the
