@@ -1,5 +1,5 @@
 /*
- * benchplug.c - the "benchplug" module: stages for the benchmarks (W4).
+ * benchplug.c - the "benchplug" module: stages for the benchmarks (W4, WS).
  * Built by bench/run as a plain shared object (cc -shared -fPIC), never
  * installed.
  *
@@ -8,6 +8,12 @@
  *           and passes the item on unchanged.  With a read-only
  *           shared_memory_file and several replicas it shows what a large
  *           dataset read by many processes costs in memory (PSS).
+ *
+ *   memory  a source (type = source): emits `count` items of 15 decimal
+ *           digits, the lines bench/gen.c writes (000000000000000,
+ *           000000000000001, ...) without their newline, `per_call` items
+ *           per produce() call (default 256).  With framing = lines the
+ *           pipeline's output is byte for byte `gen lines COUNT`.
  *
  * The sums are kept, not emitted, so the output equals the input (bench/run
  * checks it); fini logs them at info level (conveyor-host -v) and the
@@ -18,6 +24,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct probe_state {
     const unsigned char *mem;
@@ -100,6 +107,93 @@ static void probe_fini(conveyor_ctx *ctx)
     conveyor_set_userdata(ctx, NULL);
 }
 
+/* KEY as a whole number >= MIN, DEF when the section does not set it;
+ * -EINVAL after saying why. */
+static int whole_param(conveyor_ctx *ctx, const char *key, long long min, long long def,
+                       long long *out)
+{
+    const char *v = conveyor_param(ctx, key);
+    char *end;
+
+    *out = def;
+    if (!v)
+        return 0;
+    errno = 0;
+    *out = strtoll(v, &end, 10);
+    if (end == v || *end || errno || *out < min) {
+        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "%s must be a whole number >= %lld, not '%s'", key,
+                     min, v);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+typedef struct memory_state {
+    long long count, per_call, sent;
+    char digits[15];
+} memory_state;
+
+static int memory_init(conveyor_ctx *ctx)
+{
+    long long count, per_call;
+
+    if (whole_param(ctx, "count", 0, 10000000, &count) ||
+        whole_param(ctx, "per_call", 1, 256, &per_call))
+        return -EINVAL;
+    memory_state *m = calloc(1, sizeof *m);
+    if (!m) {
+        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "out of memory");
+        return -ENOMEM;
+    }
+    m->count = count;
+    m->per_call = per_call;
+    memset(m->digits, '0', sizeof m->digits);
+    conveyor_set_userdata(ctx, m);
+    return 0;
+}
+
+/* The next number, in decimal in place: a digit or so an item, where
+ * snprintf would cost more than the rest of the item's way. */
+static void count_up(char *digits, int n)
+{
+    for (int d = n - 1; d >= 0; d--) {
+        if (digits[d] != '9') {
+            digits[d]++;
+            return;
+        }
+        digits[d] = '0';
+    }
+}
+
+static int memory_produce(conveyor_ctx *ctx)
+{
+    memory_state *m = conveyor_userdata(ctx);
+
+    if (conveyor_stopping(ctx))
+        return CONVEYOR_END;
+    for (long long i = 0; i < m->per_call && m->sent < m->count; i++) {
+        int rc = conveyor_emit(ctx, m->digits, sizeof m->digits);
+        if (rc < 0)
+            return rc;
+        m->sent++;
+        count_up(m->digits, (int)sizeof m->digits);
+    }
+    return m->sent < m->count ? CONVEYOR_MORE : CONVEYOR_END;
+}
+
+static void memory_fini(conveyor_ctx *ctx)
+{
+    free(conveyor_userdata(ctx));
+    conveyor_set_userdata(ctx, NULL);
+}
+
+static const conveyor_param_spec memory_params[] = {
+    { .name = "count", .summary = "how many items", .default_value = "10000000" },
+    { .name = "per_call", .summary = "items per produce() call",
+      .default_value = "256" },
+    { .name = NULL },
+};
+
 static const conveyor_param_spec probe_params[] = {
     { .name = "probes", .summary = "bytes of the shared segment read per item (default 64)" },
     { .name = NULL },
@@ -108,6 +202,9 @@ static const conveyor_param_spec probe_params[] = {
 static const conveyor_stage stages[] = {
     { .name = "probe", .summary = "sums bytes of the shared segment at pseudo-random offsets",
       .init = probe_init, .process = probe_process, .fini = probe_fini, .params = probe_params },
+    { .name = "memory", .summary = "a source of COUNT 15-digit items (bench/gen.c's lines)",
+      .init = memory_init, .produce = memory_produce, .fini = memory_fini,
+      .params = memory_params },
     { .name = NULL },
 };
 
