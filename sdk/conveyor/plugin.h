@@ -161,6 +161,22 @@ typedef struct conveyor_stage {
      * already name the file and line of a bad value.
      */
     int (*check)(conveyor_ctx *ctx);
+    /**
+     * OPTIONAL.  For a processor that buffers work beyond process(): a
+     * filter that writes items to a program in large batches, a stage
+     * writing to a database in batches, a network sink that pipelines its
+     * requests.  Called in the stage's process, between items, whenever
+     * its input has nothing waiting (before the process sleeps), and once
+     * before fini().  The plugin completes what it buffered (sends it,
+     * emits what came of it, waits for replies) and returns 0: without
+     * flush, buffered work would wait for more input that may not come.
+     * It MAY emit; what it emits gets the number of the last item
+     * processed.  Non-zero says the buffered work failed (the plugin
+     * SHOULD say which items, with conveyor_item_number() kept at the
+     * time): on_error = fail stops the pipeline; skip and dead-letter
+     * count one failure and go on.
+     */
+    int (*flush)(conveyor_ctx *ctx);
 } conveyor_stage;
 
 /**
@@ -352,6 +368,14 @@ CONVEYOR_API int conveyor_forward(conveyor_ctx *ctx);
  * flight): there it returns 0.
  */
 CONVEYOR_API int conveyor_stopping(conveyor_ctx *ctx);
+
+/**
+ * The source item number of an item, for a plugin that maps items to
+ * records of its own (a broker's entry ids).  In process(): the number of
+ * the item being processed.  In a source (init, produce, fini): the number
+ * the item it emitted last got, 0 before its first.
+ */
+CONVEYOR_API uint64_t conveyor_item_number(conveyor_ctx *ctx);
 
 /** How many replicas (processes) this stage has: replicas = N. */
 CONVEYOR_API unsigned conveyor_replicas(conveyor_ctx *ctx);
