@@ -61,6 +61,12 @@ typedef struct exec_state {
     exec_proc proc;
     exec_io io;
     int gone;                   /* stream: the program ended mid-run, reported */
+    /* stream: items framed and kept until STREAM_BATCH bytes wait or the
+     * stage's input has nothing more (flush), then written in one go */
+    char *batch;
+    size_t batch_len, batch_cap, batch_items;
+    char batch_first[SHOWN_MAX];    /* the first of them, for messages */
+    size_t batch_first_len;
     int source;                 /* type = source: produce() runs it */
     int stopped;                /* source: ended by the stage, on a stop request */
     int emit_rc;                /* the last emit of the program's output */
@@ -183,6 +189,7 @@ static void state_free(exec_state *st)
     exec_argv_free(&st->argv);
     free(st->command);
     free(st->error_prefix);
+    free(st->batch);
     free(st);
 }
 
@@ -266,6 +273,12 @@ static int emit_output(void *arg, const void *item, size_t len)
     return rc;
 }
 
+/* A stream stage writes items to its program in batches of this many
+ * bytes at most: one write and one wake-up of the program per batch, not
+ * per item.  A batch is also written whenever the stage's input has
+ * nothing more (flush), so a trickle of items is not held back. */
+#define STREAM_BATCH (64 * 1024)
+
 /* The program stopped reading: what it still writes is emitted, then the
  * item fails, and so does every later one. */
 static int stream_gone(conveyor_ctx *ctx, exec_state *st, const void *item, size_t len)
@@ -292,32 +305,73 @@ static int stream_gone(conveyor_ctx *ctx, exec_state *st, const void *item, size
     return -EPIPE;
 }
 
-static int stream_process(conveyor_ctx *ctx, exec_state *st, const void *item, size_t len)
+/* Writes the batch (while emitting what the program writes meanwhile):
+ * 0, or a negative code after saying what went wrong (the program stopped
+ * reading: every later item fails too). */
+static int stream_write(conveyor_ctx *ctx, exec_state *st)
 {
-    exec_pump write = {.item = item, .len = len, .until = EXEC_UNTIL_WRITTEN,
-                       .limit_ms = st->timeout_ms, .idle = 1, .on_frame = emit_output,
-                       .arg = st};
+    exec_pump write = {.item = st->batch, .len = st->batch_len, .raw = 1,
+                       .until = EXEC_UNTIL_WRITTEN, .limit_ms = st->timeout_ms, .idle = 1,
+                       .on_frame = emit_output, .arg = st};
     char q[QUOTE_SIZE];
     int rc;
 
-    if (st->gone)
-        return -EPIPE;
+    if (!st->batch_len)
+        return 0;
     st->emit_rc = 0;
     rc = exec_pump_run(&st->io, &write);
+    quote(q, st->batch_first, st->batch_first_len);
+    st->batch_len = st->batch_items = 0;
     switch (rc) {
     case 0:
         return 0;
     case EXEC_INPUT_CLOSED:
-        return stream_gone(ctx, st, item, len);
+        return stream_gone(ctx, st, st->batch_first, st->batch_first_len);
     case EXEC_TIMED_OUT:
         timed_out(ctx, st, "neither read its input nor wrote output for timeout = %s, at item '%s'",
-                  st->timeout_text, quote(q, item, len));
+                  st->timeout_text, q);
     default:
         if (rc < 0 && rc != -EPIPE && rc != st->emit_rc)
-            conveyor_log(ctx, CONVEYOR_LOG_ERROR, "talking to %s at item '%s': %s", st->shown,
-                         quote(q, item, len), strerror(-rc));
+            conveyor_log(ctx, CONVEYOR_LOG_ERROR, "talking to %s at item '%s': %s", st->shown, q,
+                         strerror(-rc));
         return rc;
     }
+}
+
+/* Keeps the item, framed, for the next write of the batch. */
+static int stream_process(conveyor_ctx *ctx, exec_state *st, const void *item, size_t len)
+{
+    size_t need = len + 4;
+
+    if (st->gone)
+        return -EPIPE;
+    if (st->batch_len + need > st->batch_cap) {
+        size_t cap = st->batch_cap ? st->batch_cap : STREAM_BATCH;
+        while (cap < st->batch_len + need)
+            cap *= 2;
+        char *p = realloc(st->batch, cap);
+        if (!p) {
+            conveyor_log(ctx, CONVEYOR_LOG_ERROR, "out of memory");
+            return -ENOMEM;
+        }
+        st->batch = p;
+        st->batch_cap = cap;
+    }
+    if (st->batch_items++ == 0) {
+        st->batch_first_len = len < sizeof st->batch_first ? len : sizeof st->batch_first;
+        memcpy(st->batch_first, item, st->batch_first_len);
+    }
+    char *w = st->batch + st->batch_len;
+    if (st->framing == EXEC_LENGTH32) {
+        for (int i = 0; i < 4; i++)
+            *w++ = (char)(unsigned char)((uint32_t)len >> (8 * i));
+    }
+    memcpy(w, item, len);
+    w += len;
+    if (st->framing != EXEC_LENGTH32)
+        *w++ = st->framing == EXEC_NUL ? '\0' : '\n';
+    st->batch_len = (size_t)(w - st->batch);
+    return st->batch_len >= STREAM_BATCH ? stream_write(ctx, st) : 0;
 }
 
 /* --- per-item ---------------------------------------------------------------- */
@@ -463,6 +517,8 @@ static void finish_program(conveyor_ctx *ctx, exec_state *st)
 {
     char how[128];
 
+    if (stream_write(ctx, st) != 0)     /* what flush could not write */
+        return;
     close(st->proc.in_fd);
     st->proc.in_fd = -1;
     if (drain_output(ctx, st) != 0)
@@ -528,6 +584,17 @@ static int exec_process(conveyor_ctx *ctx, const void *item, size_t len)
     return stream_process(ctx, st, item, len);
 }
 
+/* The stage's input has nothing more for now: the batch goes to the
+ * program (and what it wrote meanwhile is emitted). */
+static int exec_flush(conveyor_ctx *ctx)
+{
+    exec_state *st = conveyor_userdata(ctx);
+
+    if (st->per_item || st->gone)
+        return 0;
+    return stream_write(ctx, st) == 0 ? 0 : -1;
+}
+
 /* --- a source ------------------------------------------------------------------- */
 
 /* How long one produce() call waits for the program's output: short, so
@@ -590,7 +657,7 @@ static const conveyor_param_spec run_params[] = {
 static const conveyor_stage stages[] = {
     { .name = "run", .summary = "runs a program and passes items through it",
       .init = exec_init, .process = exec_process, .fini = exec_fini, .params = run_params,
-      .produce = exec_produce, .check = exec_check },
+      .produce = exec_produce, .check = exec_check, .flush = exec_flush },
     { .name = NULL },
 };
 

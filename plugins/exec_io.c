@@ -221,11 +221,16 @@ typedef struct pending {
     char tail;
 } pending;
 
-static void pending_init(pending *w, const exec_io *io, const void *item, size_t len)
+static void pending_init(pending *w, const exec_io *io, const void *item, size_t len, int raw)
 {
     memset(w, 0, sizeof *w);
     if (!item)
         return;
+    if (raw) {
+        w->iov[w->n++] = (struct iovec){(void *)(uintptr_t)item, len};
+        w->left = len;
+        return;
+    }
     if (io->framing == EXEC_LENGTH32) {
         for (int i = 0; i < 4; i++)
             w->head[i] = (unsigned char)((uint32_t)len >> (8 * i));
@@ -361,7 +366,7 @@ int exec_pump_some(exec_io *io, exec_frame_fn on_frame, void *arg, int wait_ms)
     long long progress = exec_now_ms();
     pending w;
 
-    pending_init(&w, io, NULL, 0);
+    pending_init(&w, io, NULL, 0, 0);
     if (io->out_eof && io->err_eof)
         return 0;
     return pump_once(io, &p, &w, wait_ms, &progress);
@@ -372,7 +377,7 @@ int exec_pump_run(exec_io *io, const exec_pump *p)
     long long start = exec_now_ms(), progress = start;
     pending w;
 
-    pending_init(&w, io, p->item, p->len);
+    pending_init(&w, io, p->item, p->len, p->raw);
     /* Most items fit in the pipe at once: try before polling. */
     if (w.left && io->proc->in_fd >= 0) {
         ssize_t n = pending_write(&w, io->proc->in_fd);

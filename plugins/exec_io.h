@@ -47,6 +47,7 @@ typedef struct exec_io {
 typedef struct exec_pump {
     const void *item;           /* written framed to the program (NULL: nothing) */
     size_t len;
+    int raw;                    /* item holds bytes framed already: written as they are */
     /* Stop once the item is written (STREAM), once it is written and a
      * whole reply has come (REPLY: the reply is left for exec_io_take), or
      * at the end of both standard output and standard error (END). */

@@ -3,7 +3,7 @@ E2E_SOURCES = tests/harness.c tests/harness.h
 E2E_TESTS = tests/test_e2e_linear tests/test_e2e_failures tests/test_e2e_config \
 	tests/test_e2e_topology tests/test_e2e_abi tests/test_e2e_restart tests/test_e2e_pool \
 	tests/test_e2e_io tests/test_e2e_observe tests/test_e2e_exec tests/test_e2e_source \
-	tests/test_e2e_params tests/test_e2e_top
+	tests/test_e2e_params tests/test_e2e_top tests/test_e2e_flush
 check_PROGRAMS += $(E2E_TESTS)
 TESTS += $(E2E_TESTS)
 # The tests run conveyor-host and the plugins: build them first.
@@ -44,6 +44,10 @@ tests_test_e2e_pool_LDADD = $(CRITERION_LIBS)
 tests_test_e2e_io_SOURCES = tests/test_e2e_io.c $(E2E_SOURCES)
 tests_test_e2e_io_CFLAGS = $(TEST_CFLAGS)
 tests_test_e2e_io_LDADD = $(CRITERION_LIBS)
+
+tests_test_e2e_flush_SOURCES = tests/test_e2e_flush.c $(E2E_SOURCES)
+tests_test_e2e_flush_CFLAGS = $(TEST_CFLAGS)
+tests_test_e2e_flush_LDADD = $(CRITERION_LIBS)
 
 tests_test_e2e_source_SOURCES = tests/test_e2e_source.c $(E2E_SOURCES)
 tests_test_e2e_source_CFLAGS = $(TEST_CFLAGS)
@@ -100,7 +104,7 @@ $(SERIAL_LOG): $(filter-out $(SERIAL_LOG),$(TESTS:=.log))
 EXTRA_DIST += tests/valgrind-host.sh
 VALGRIND_SUITES = tests/test_e2e_linear tests/test_e2e_failures tests/test_e2e_config \
 	tests/test_e2e_abi tests/test_e2e_topology tests/test_e2e_pool tests/test_e2e_exec \
-	tests/test_e2e_source
+	tests/test_e2e_source tests/test_e2e_flush
 check-valgrind: $(VALGRIND_SUITES) tests/test_e2e_restart
 	@status=0; $(AM_TESTS_ENVIRONMENT) \
 	CONVEYOR_HOST='$(abs_top_srcdir)/tests/valgrind-host.sh'; export CONVEYOR_HOST; \

@@ -101,6 +101,16 @@ int conveyor_stopping(conveyor_ctx *ctx)
     return cv_child_stopping();
 }
 
+uint64_t conveyor_item_number(conveyor_ctx *ctx)
+{
+    if (!ctx || !ctx->run)
+        return 0;
+    uint64_t stride = ctx->run->seq_stride;
+    if (stride)     /* a source: ctx->seq is the number of its next item */
+        return ctx->seq > stride ? ctx->seq - stride : 0;
+    return ctx->in_call && ctx->seq != UINT64_MAX ? ctx->seq : 0;
+}
+
 int conveyor_lock(conveyor_ctx *ctx, unsigned n)
 {
     cv_locks *l = ctx && ctx->run ? cv_ctx_locks(ctx) : NULL;

@@ -75,10 +75,19 @@ static int finish_outputs(cv_run *r, const char *who)
     return rc < 0 ? exit_for_error(rc) : CV_CHILD_OK;
 }
 
-/* The inbox waits through the process's own wait (flush, publish, sleep). */
+static int stage_flush(cv_run *r);
+
+/* The inbox waits through the process's own wait (flush, publish, sleep).
+ * A stage that buffers work completes it first (its flush callback): its
+ * input has nothing now, and what it holds must not wait for more.  A
+ * flush that asks to end the process says so with -ECANCELED, the code in
+ * r->flush_code. */
 static int inbox_wait(void *arg, cv_channel **reads, size_t nreads)
 {
-    return cv_run_wait(arg, reads, nreads, -1);
+    cv_run *r = arg;
+    if (r->unflushed && (r->flush_code = stage_flush(r)) >= 0)
+        return -ECANCELED;
+    return cv_run_wait(r, reads, nreads, -1);
 }
 
 /* --- the source --------------------------------------------------------- */
@@ -396,7 +405,13 @@ static inline int stage_item(cv_run *r, cv_proc_stats *ps, const conveyor_stage 
         }
     }
     ps->done++;
+    if (sd->flush && !r->unflushed)
+        r->unflushed = rec->seq;
     if (r->ack) {
+        /* Under restart, what a stage buffered is completed before the
+         * item is acknowledged: a restart then loses none of it. */
+        if (r->unflushed && (code = stage_flush(r)) >= 0)
+            return code;
         /* Restarts go on from here.  Outputs first, then the input: a crash
          * between the two stores is the one window where an item is done
          * twice. */
@@ -407,6 +422,37 @@ static inline int stage_item(cv_run *r, cv_proc_stats *ps, const conveyor_stage 
     }
     if (r->has_ordered && cv_run_current_low(r) - r->last_sync >= CV_WATERMARK_LAG)
         cv_run_sync_watermarks(r);
+    return -1;
+}
+
+/* The stage's flush callback, when it has processed items since the last:
+ * -1 to go on, or the exit code.  What it emits carries the number of the
+ * last item processed.  A failure counts as one failed item under
+ * on_error (a dead-letter has no item to write: it counts and warns). */
+static int stage_flush(cv_run *r)
+{
+    const cv_proc *pr = &r->plan->procs[r->self];
+    const cv_stage_cfg *st = &r->cfg->stages[pr->stage];
+    const conveyor_stage *sd = r->stages[pr->stage];
+    conveyor_ctx *ctx = &r->ctx;
+    char who[256];
+
+    r->unflushed = 0;
+    ctx->in_call = 1;
+    int rc = sd->flush(ctx);
+    ctx->in_call = 0;
+    int code = after_call(r, cv_proc_desc(r, r->self, who, sizeof who), "flush", 0,
+                          CV_CHILD_ITEM_FAILED);
+    if (code >= 0)
+        return code;
+    if (rc == 0)
+        return -1;
+    r->me->failed++;
+    if (st->on_error == CV_ON_ERROR_FAIL) {
+        cv_error("%s: flush failed (returned %d)", who, rc);
+        return CV_CHILD_ITEM_FAILED;
+    }
+    cv_warn("%s: flush failed (returned %d); going on as on_error says", who, rc);
     return -1;
 }
 
@@ -458,11 +504,15 @@ static int run_stage(cv_run *r)
         if (code >= 0)
             return code;
     }
+    if (rc == -ECANCELED && r->flush_code >= 0)
+        return r->flush_code;   /* a flush inside a wait ended it */
     if (rc < 0) {
         if (!peer_gone(rc))
             cv_error("%s: reading its input: %s", who, strerror(-rc));
         return exit_for_error(rc);
     }
+    if (r->unflushed && (code = stage_flush(r)) >= 0)
+        return code;
     if ((code = stage_fini(r, sd, st, who, skipped)) != CV_CHILD_OK)
         return code;
     return finish_outputs(r, who);
@@ -722,6 +772,7 @@ _Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *host_mask, int re
     }
     child_stdio(r, pr->stage < 0 ? pr->kind : CV_PROC_STAGE);
 
+    r->flush_code = -1;
     r->ctx = (conveyor_ctx){.run = r, .proc = p,
                             .cfg = pr->stage >= 0 ? &r->cfg->stages[pr->stage] : NULL,
                             .stage = pr->stage >= 0 ? r->stages[pr->stage] : NULL};

@@ -88,6 +88,8 @@ uint64_t cv_run_current_low(cv_run *r)
     uint64_t low = cv_inbox_low(&r->inbox);
     if (r->ctx.in_call && r->ctx.seq < low)
         low = r->ctx.seq;
+    if (r->unflushed && r->unflushed < low)
+        low = r->unflushed;
     return low;
 }
 

@@ -152,6 +152,12 @@ struct cv_run {
     uint64_t source_low;        /* source: the next seq it may send */
     uint64_t seq_stride;        /* a source stage: how far apart its item numbers
                                    are (the number of source processes); 0 else */
+    /* A stage with a flush callback: the first item processed since its
+     * last flush (0: none), which holds watermarks back, since what flush
+     * emits carries an item number from then on; and the exit code a flush
+     * called inside a wait asked for (-1: none). */
+    uint64_t unflushed;
+    int flush_code;
     cv_inbox inbox;
     conveyor_ctx ctx;
     uint64_t last_sync;

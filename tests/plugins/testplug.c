@@ -18,6 +18,11 @@
  *   spawn     forks a child in init that sleeps a minute, then passes items
  *   quit      ends its own process (exit or _exit, with a status) in init,
  *             at the at-th item or in fini, as a misbehaving plugin would
+ *   batch     keeps items and emits them, upper-cased, from its flush
+ *             callback (or once max of them are kept); fini emits "fini";
+ *             fail_flush = N makes the N-th flush fail; crash_at = N
+ *             kills the process (SIGKILL) once it has kept the N-th item
+ *             (counted in the shared segment, so once per run)
  *   levels    logs "info about 'ITEM'" at info and "debug about 'ITEM'" at
  *             debug level, then passes the item on
  *   typed     reads n, size, flag and wait with the typed getters (declared
@@ -856,7 +861,94 @@ static int spawn_init(conveyor_ctx *ctx)
     return 0;
 }
 
+/* batch: items kept for flush, one string each. */
+typedef struct tp_batch {
+    char **items;
+    size_t n, max;
+    unsigned long long flushes, fail_flush, crash_at;
+} tp_batch;
+
+static int batch_init(conveyor_ctx *ctx)
+{
+    tp_batch *b = calloc(1, sizeof *b);
+    int64_t max = 1000, fail = 0, crash = 0;
+    if (!b || conveyor_param_int(ctx, "max", 1, 1000000, &max) < 0 ||
+        conveyor_param_int(ctx, "fail_flush", 0, INT64_MAX, &fail) < 0 ||
+        conveyor_param_int(ctx, "crash_at", 0, INT64_MAX, &crash) < 0) {
+        free(b);
+        return -1;
+    }
+    b->max = (size_t)max;
+    b->fail_flush = (unsigned long long)fail;
+    b->crash_at = (unsigned long long)crash;
+    b->items = calloc(b->max, sizeof *b->items);
+    conveyor_set_userdata(ctx, b);
+    return b->items ? 0 : -1;
+}
+
+static int batch_emit_all(conveyor_ctx *ctx, tp_batch *b)
+{
+    int rc = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        for (char *c = b->items[i]; *c; c++)
+            if (*c >= 'a' && *c <= 'z')
+                *c = (char)(*c - 'a' + 'A');
+        if (rc == 0)
+            rc = conveyor_emit(ctx, b->items[i], strlen(b->items[i]));
+        free(b->items[i]);
+    }
+    b->n = 0;
+    return rc;
+}
+
+static int batch_process(conveyor_ctx *ctx, const void *item, size_t len)
+{
+    tp_batch *b = conveyor_userdata(ctx);
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, item, len);
+    copy[len] = '\0';
+    b->items[b->n++] = copy;
+    size_t size;
+    unsigned long long *kept = conveyor_shm(ctx, &size);
+    if (b->crash_at && kept && size >= sizeof *kept && ++*kept == b->crash_at)
+        raise(SIGKILL);
+    return b->n == b->max ? batch_emit_all(ctx, b) : 0;
+}
+
+static int batch_flush(conveyor_ctx *ctx)
+{
+    tp_batch *b = conveyor_userdata(ctx);
+    if (++b->flushes == b->fail_flush) {
+        for (size_t i = 0; i < b->n; i++)
+            free(b->items[i]);
+        b->n = 0;
+        return -5;
+    }
+    return batch_emit_all(ctx, b);
+}
+
+static void batch_fini(conveyor_ctx *ctx)
+{
+    tp_batch *b = conveyor_userdata(ctx);
+    batch_emit_all(ctx, b);
+    conveyor_emit(ctx, "fini", 4);
+    free(b->items);
+    free(b);
+}
+
+static const conveyor_param_spec batch_params[] = {
+    { .name = "max", .summary = "items kept at most before they are emitted", .default_value = "1000" },
+    { .name = "fail_flush", .summary = "the N-th flush fails (returns -5)" },
+    { .name = "crash_at", .summary = "SIGKILL once the N-th item of the run is kept (needs shared_memory)" },
+    { .name = NULL },
+};
+
 static const conveyor_stage stages[] = {
+    { .name = "batch", .summary = "keeps items and emits them from flush",
+      .init = batch_init, .process = batch_process, .flush = batch_flush, .fini = batch_fini,
+      .params = batch_params },
     { .name = "spawn", .summary = "forks a child in init that sleeps a minute; passes items on",
       .init = spawn_init, .process = pass_on, .params = no_params },
     { .name = "quit", .summary = "ends its own process with exit() in init, process or fini",
