@@ -198,6 +198,31 @@ Test(top, json_counters_move_and_the_slow_stage_is_the_bottleneck, .timeout = 90
     host_run_free(&r);
 }
 
+/* A source stage busy making items (it sleeps in produce) is busy too, but
+ * the bottleneck is the stage with work waiting in front of it. */
+Test(top, a_busy_source_is_not_the_bottleneck_before_a_slow_stage, .timeout = 90)
+{
+    host_run r;
+    start_host(&r, "[src]\ntype = source\nplugin = sources:numbers\ncount = 0\nusec = 200\n"
+                   "[s]\nplugin = testplug:slow\nusec = 2000\n"
+                   "[c]\nplugin = text:identity\n", NULL);
+    wait_metrics(r.pid);
+    free(wait_items_in(r.pid, "s", 100));
+    pause_ms(1200);     /* a full window of rates */
+    char *json = top_json(r.pid);
+    cr_assert_geq(proc_num(json, "src", "utilization"), 0.5, "%s", json);
+    cr_assert(proc_is(json, "s", "bottleneck", "true"), "%s", json);
+    cr_assert(proc_is(json, "src", "bottleneck", "false"), "%s", json);
+    cr_assert_eq(kill(r.pid, SIGTERM), 0);
+    pause_ms(200);
+    cr_assert_eq(kill(r.pid, SIGTERM), 0);   /* again: stop now, not after the backlog */
+    finish(&r);
+    cr_assert_eq(r.status, 143, "stderr: %s", r.err);
+    cr_assert_eq(shm_left(r.pid), 0);
+    free(json);
+    host_run_free(&r);
+}
+
 Test(top, a_stuck_item_shows_its_number_and_an_age_that_grows, .timeout = 90)
 {
     host_run r;

@@ -290,6 +290,18 @@ static void rates(cv_metrics *m, uint64_t now)
 
 /* The busiest running process, when it is busy more than half the time:
  * the one the others wait for. */
+/* How much work waits in front of process P: its input channels' fill
+ * (rings), or the items queued (pipes, which cannot say their bytes). */
+static double pressure(const cv_mproc *p)
+{
+    return p->fill >= 0 ? p->fill : (double)p->queued;
+}
+
+/* The bottleneck: of the processes busy at least BUSY_MARK of the time,
+ * the one with the most work waiting in front of it (the slow stage has a
+ * full input and the stages after it idle; a source busy producing, which
+ * has no input, is the bottleneck only when nothing else is busy), then
+ * the busiest. */
 static void mark_bottleneck(cv_mhead *h)
 {
     cv_mproc *mp = cv_mhead_procs(h);
@@ -298,8 +310,10 @@ static void mark_bottleneck(cv_mhead *h)
         mp[p].bottleneck = 0;
         if (mp[p].state == CV_MPROC_ENDED)    /* nothing now, whatever the last window said */
             mp[p].util = mp[p].rate_in = mp[p].rate_out = 0.0;
-        if (mp[p].state == CV_MPROC_RUNNING && mp[p].util >= BUSY_MARK &&
-            (best < 0 || mp[p].util > mp[best].util))
+        if (mp[p].state != CV_MPROC_RUNNING || mp[p].util < BUSY_MARK)
+            continue;
+        if (best < 0 || pressure(&mp[p]) > pressure(&mp[best]) ||
+            (pressure(&mp[p]) == pressure(&mp[best]) && mp[p].util > mp[best].util))
             best = (int)p;
     }
     if (best >= 0)
