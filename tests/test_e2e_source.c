@@ -376,3 +376,67 @@ Test(source_config, restart_of_a_source_needs_the_ring)
                    "6: [src] restart = on-failure needs transport = ring (a pipe cannot give a "
                    "restarted stage back the item it held)");
 }
+
+/* --- the completion watermark ---------------------------------------------- */
+
+/* The source (acks = C) checks after every produce() call that every item
+ * it emitted up to conveyor_completed() was counted C times by the
+ * sources:finish stages, and emits "completed=N" from fini, which runs
+ * once everything it emitted is finished. */
+static void check_completion(const char *ini, const char *want_tail, size_t want_items)
+{
+    host_run r;
+    run_text(&r, ini, NULL);
+    cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+    cr_assert_eq(shm_left(r.pid), 0);
+    size_t lines = 0;
+    for (const char *p = r.out; *p; p++)
+        lines += *p == '\n';
+    cr_assert_eq(lines, want_items, "%zu lines: %s", lines, r.out);
+    cr_assert(strstr(r.out, want_tail), "no %s in %.300s", want_tail, r.out);
+    cr_assert_null(strstr(r.err, "not finished"), "stderr: %s", r.err);
+    host_run_free(&r);
+}
+
+Test(completion, never_ahead_of_a_filter)
+{
+    /* 3000 items, every third passes: 1000 lines and completed=3000. */
+    check_completion("[pipeline]\nshared_memory = 1M\n"
+                     "[src]\ntype = source\nplugin = sources:numbers\ncount = 3000\nacks = 1\n"
+                     "[f]\nplugin = sources:finish\nkeep = 3\n",
+                     "\ncompleted=3000\n", 1001);
+}
+
+Test(completion, never_ahead_of_a_balance_over_replicas)
+{
+    check_completion("[pipeline]\nshared_memory = 1M\n"
+                     "[src]\ntype = source\nplugin = sources:numbers\ncount = 5000\nacks = 1\n"
+                     "per_call = 7\n"
+                     "[f]\nplugin = sources:finish\nreplicas = 3\n"
+                     "[s]\nplugin = testplug:slow\nusec = 20\n",
+                     "completed=5000\n", 5001);
+}
+
+Test(completion, never_ahead_of_a_replicate_and_a_join)
+{
+    /* Both branches count every item; one drops them all. */
+    check_completion("[pipeline]\nshared_memory = 1M\n"
+                     "[src]\ntype = source\nplugin = sources:numbers\ncount = 4000\nacks = 2\n"
+                     "[r]\ntype = replicate\n"
+                     "[a]\nplugin = sources:finish\ninput = r\n"
+                     "[b]\nplugin = sources:finish\nkeep = 0\ninput = r\n"
+                     "[j]\ntype = join\ninput = a, b\n",
+                     "completed=4000\n", 4002);
+}
+
+Test(completion, two_sources_each_get_their_own)
+{
+    /* Source process 0 numbers 1, 3, 5 ...; 1 numbers 2, 4, 6 ...: each
+     * one's last item is number 2 * 3000 - 1 and 2 * 3000. */
+    check_completion("[pipeline]\nshared_memory = 1M\n"
+                     "[a]\ntype = source\nplugin = sources:numbers\ncount = 3000\nacks = 1\n"
+                     "[b]\ntype = source\nplugin = sources:numbers\ncount = 3000\nacks = 1\n"
+                     "per_call = 5\nslot = 1\n"
+                     "[f]\nplugin = sources:finish\ninput = a, b\nreplicas = 2\n",
+                     "completed=5999\n", 6002);
+}

@@ -111,6 +111,15 @@ uint64_t conveyor_item_number(conveyor_ctx *ctx)
     return ctx->in_call && ctx->seq != UINT64_MAX ? ctx->seq : 0;
 }
 
+uint64_t conveyor_completed(conveyor_ctx *ctx)
+{
+    if (!ctx || !ctx->run || !ctx->run->seq_stride)
+        return 0;
+    /* The marker is the number of the first item not covered. */
+    uint64_t mark = __atomic_load_n(&ctx->run->me->completed, __ATOMIC_ACQUIRE);
+    return mark > ctx->run->seq_stride ? mark - ctx->run->seq_stride : 0;
+}
+
 int conveyor_lock(conveyor_ctx *ctx, unsigned n)
 {
     cv_locks *l = ctx && ctx->run ? cv_ctx_locks(ctx) : NULL;

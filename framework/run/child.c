@@ -520,13 +520,58 @@ static int run_stage(cv_run *r)
 
 /* --- a source stage ----------------------------------------------------- */
 
+/* Completion markers go out at least every CV_MARK_ITEMS items and every
+ * CV_MARK_NS while items are handed on, and once at the end (FINAL). */
+#define CV_MARK_ITEMS 1000
+#define CV_MARK_NS 100000000ull
+
+static uint64_t coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Sends a completion marker (the number of the source's next item) when
+ * it is due: 0 or -errno. */
+static int source_marker(cv_run *r, int final)
+{
+    uint64_t items = r->me->items_out;
+    if (items == r->mark_items && !final)
+        return 0;
+    uint64_t now = items - r->mark_items >= CV_MARK_ITEMS || final ? 0 : coarse_ns();
+    if (now && now - r->mark_ns < CV_MARK_NS)
+        return 0;
+    r->mark_ns = now ? now : coarse_ns();
+    r->mark_items = items;
+    int rc = cv_run_forward_mark(r, r->ctx.seq);
+    for (size_t i = 0; i < r->nouts; i++)
+        cv_channel_publish(r->outs[i]);     /* the next call may block */
+    return rc;
+}
+
+/* At the end of a source: its last marker, and the wait until everything
+ * it emitted is finished downstream, so that fini() can acknowledge all of
+ * it (a drain_timeout or a stop ends the wait by ending the process). */
+static int source_wait_completed(cv_run *r)
+{
+    int rc = source_marker(r, 1);
+    if (rc < 0)
+        return rc;
+    uint64_t mark = r->ctx.seq;
+    struct timespec nap = {0, 2000000};
+    while (__atomic_load_n(&r->me->completed, __ATOMIC_ACQUIRE) < mark)
+        nanosleep(&nap, NULL);
+    return 0;
+}
+
 /* After init or a produce call: what it emitted is handed on, and
  * visible to its consumers at once, since the next call may block for as
  * long as its data takes to come (publishing wakes a consumer only when it
  * sleeps).  Under restart = on-failure this is the point a restarted
  * source resumes from: the counters first (a source's items_in is how many
  * items it has handed on, which numbers its next item), then the channels. */
-static void source_handed_on(cv_run *r)
+static int source_handed_on(cv_run *r)
 {
     r->me->items_in = r->me->items_out;
     r->me->bytes_in = r->me->bytes_out;
@@ -534,6 +579,19 @@ static void source_handed_on(cv_run *r)
         cv_run_ack_counts(r);
     for (size_t i = 0; i < r->nouts; i++)
         cv_channel_publish(r->outs[i]);
+    return source_marker(r, 0);
+}
+
+/* What sending a marker (RC) means for the source: -1 to go on, else the
+ * exit code (a consumer gone is a quiet end; anything else is said). */
+static int source_sent(cv_run *r, const char *who, int rc)
+{
+    (void)r;
+    if (rc >= 0)
+        return -1;
+    if (!peer_gone(rc))
+        cv_error("%s: sending a completion marker: %s", who, strerror(-rc));
+    return exit_for_error(rc);
 }
 
 /* A produce call that failed (RC < 0) under on_error = skip or
@@ -581,7 +639,9 @@ static int run_producer(cv_run *r)
 
     if ((code = stage_init(r, sd, who)) >= 0)
         return code;
-    source_handed_on(r);
+    r->mark_items = r->me->items_out;
+    if ((code = source_sent(r, who, source_handed_on(r))) >= 0)
+        return code;
     r->pstats[r->self].phase = CV_PHASE_ITEMS;
     /* Called until it says it has ended, also after a stop request, which
      * it answers with CONVEYOR_END (what it holds may be emitted first). */
@@ -592,7 +652,8 @@ static int run_producer(cv_run *r)
         if ((code = after_call(r, who, "produce", 0, CV_CHILD_ITEM_FAILED)) >= 0)
             return code;
         r->me->done++;
-        source_handed_on(r);
+        if ((code = source_sent(r, who, source_handed_on(r))) >= 0)
+            return code;
         if (rc == CONVEYOR_MORE)
             continue;
         if (rc == CONVEYOR_END)
@@ -610,6 +671,8 @@ static int run_producer(cv_run *r)
         }
         produce_failed(r, who, rc, failures);
     }
+    if ((code = source_sent(r, who, source_wait_completed(r))) >= 0)
+        return code;
     if ((code = stage_fini(r, sd, st, who, 0)) != CV_CHILD_OK)
         return code;
     if (failures)
@@ -705,6 +768,69 @@ static void child_stdio(cv_run *r, enum cv_proc_kind kind)
         close(devnull);
 }
 
+/* Sets SRC[k] for every source process whose items reach process P (P
+ * itself when it is one), walking the plan upstream. */
+static void sources_upstream(const cv_plan *pl, int p, unsigned char *src)
+{
+    int *todo = cv_calloc(pl->nprocs + 1, sizeof *todo);
+    char *seen = cv_calloc(pl->nprocs + 1, 1);
+    size_t n = 0;
+    todo[n++] = p;
+    seen[p] = 1;
+    while (n) {
+        int q = todo[--n];
+        if ((size_t)q < pl->nsources) {
+            src[q] = 1;
+            continue;
+        }
+        for (size_t c = 0; c < pl->nchans; c++)
+            if (pl->chans[c].to == q && !seen[pl->chans[c].from]) {
+                seen[pl->chans[c].from] = 1;
+                todo[n++] = pl->chans[c].from;
+            }
+    }
+    free(todo);
+    free(seen);
+}
+
+/* A completion marker came on every input of a stage that carries its
+ * source: what the stage kept is completed (flush), then the marker goes
+ * on. */
+static int stage_mark(void *arg, uint64_t mark)
+{
+    cv_run *r = arg;
+    if (r->unflushed && (r->flush_code = stage_flush(r)) >= 0)
+        return -ECANCELED;
+    return cv_run_forward_mark(r, mark);
+}
+
+/* ... and at the output writer: what came before it is written out, and
+ * the source learns how far it is finished. */
+static int sink_mark(void *arg, uint64_t mark)
+{
+    cv_run *r = arg;
+    int rc = cv_writer_flush(&r->sink);
+    if (rc < 0)
+        return rc;
+    cv_proc_stats *src = &r->pstats[(mark - 1) % r->plan->nsources];
+    if (mark > src->completed)
+        __atomic_store_n(&src->completed, mark, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* Completion markers flow where the sources are stages (a source plugin
+ * may acknowledge what is finished to its broker). */
+static void child_marks(cv_run *r, const cv_proc *pr)
+{
+    const cv_plan *pl = r->plan;
+    size_t k = pl->nsources;
+    unsigned char *carries = cv_calloc(pr->ninputs * k + 1, 1);
+    for (size_t i = 0; i < pr->ninputs; i++)
+        sources_upstream(pl, pl->chans[pr->inputs[i]].from, carries + i * k);
+    cv_inbox_on_mark(&r->inbox, k, carries, pr->kind == CV_PROC_SINK ? sink_mark : stage_mark, r);
+    free(carries);
+}
+
 static void child_inbox(cv_run *r, const cv_proc *pr)
 {
     unsigned *ranks = cv_calloc(pr->ninputs + 1, sizeof *ranks);
@@ -714,6 +840,8 @@ static void child_inbox(cv_run *r, const cv_proc *pr)
         stats[i] = &r->chstats[pr->inputs[i]];
     }
     cv_inbox_init(&r->inbox, r->ins, stats, ranks, pr->ninputs, pr->order, inbox_wait, r);
+    if (r->plan->plugin_sources)
+        child_marks(r, pr);
     free(ranks);
     free(stats);
 }

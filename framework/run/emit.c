@@ -409,6 +409,26 @@ unsigned cv_ctx_replica(conveyor_ctx *ctx)
     return ctx ? ctx->run->plan->procs[ctx->proc].replica : 0;
 }
 
+int cv_run_forward_mark(cv_run *r, uint64_t mark)
+{
+    for (size_t i = 0; i < r->nouts; i++) {
+        int rc;
+        while ((rc = cv_channel_send(r->outs[i], mark, CV_REC_WATERMARK | CV_REC_MARK, NULL, 0)) ==
+               -EAGAIN) {
+            rc = cv_run_wait(r, NULL, 0, -1);
+            if (rc < 0 && rc != -EINTR)
+                return rc;
+        }
+        if (rc < 0)
+            return rc;
+        /* A lone source's marker is a watermark too (channel.h). */
+        int c = r->out_ids[i];
+        if (r->plan->nsources == 1 && r->view[c] < mark)
+            r->view[c] = mark;
+    }
+    return 0;
+}
+
 /* Flushes and closes every output: consumers see end of stream. */
 int cv_run_close_outputs(cv_run *r)
 {

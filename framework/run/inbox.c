@@ -46,14 +46,71 @@ void cv_inbox_free(cv_inbox *ib)
     free(ib->waitlist);
     free(ib->batch);
     free(ib->spillbuf);
+    free(ib->marks);
+    free(ib->carries);
+    free(ib->passed);
     memset(ib, 0, sizeof *ib);
 }
 
-static void mark_closed(cv_in_chan *c)
+void cv_inbox_on_mark(cv_inbox *ib, size_t nsrc, const unsigned char *carries,
+                      cv_inbox_mark_fn on_mark, void *arg)
 {
+    ib->nsrc = nsrc;
+    ib->marks = cv_calloc(ib->n * nsrc + 1, sizeof *ib->marks);
+    ib->carries = cv_calloc(ib->n * nsrc + 1, 1);
+    memcpy(ib->carries, carries, ib->n * nsrc);
+    ib->passed = cv_calloc(nsrc + 1, sizeof *ib->passed);
+    ib->on_mark = on_mark;
+    ib->mark_arg = arg;
+}
+
+/* The marker of source K that every open input carrying it has passed;
+ * when it moved, the owner is told.  A closed input sends nothing more, so
+ * it holds no marker back; when all are closed the end of stream says the
+ * rest. */
+static int marks_moved(cv_inbox *ib, size_t k)
+{
+    uint64_t low = UINT64_MAX;
+    for (size_t i = 0; i < ib->n; i++)
+        if ((ib->in[i].open || ib->in[i].spill) && ib->carries[i * ib->nsrc + k] &&
+            ib->marks[i * ib->nsrc + k] < low)
+            low = ib->marks[i * ib->nsrc + k];
+    if (low == UINT64_MAX || low <= ib->passed[k])
+        return 0;
+    ib->passed[k] = low;
+    return ib->on_mark(ib->mark_arg, low);
+}
+
+/* Marker REC came on input I.  Cold: once per marker. */
+__attribute__((noinline, cold)) static int got_mark(cv_inbox *ib, size_t i, const cv_record *rec)
+{
+    if (!ib->on_mark || rec->seq == 0)
+        return 0;
+    size_t k = (size_t)((rec->seq - 1) % ib->nsrc);
+    if (rec->seq > ib->marks[i * ib->nsrc + k])
+        ib->marks[i * ib->nsrc + k] = rec->seq;
+    return marks_moved(ib, k);
+}
+
+/* Input I ended (and what it spilled is used up): it holds back no marker
+ * of the sources it carried. */
+static int marks_released(cv_inbox *ib, size_t i)
+{
+    for (size_t k = 0; ib->on_mark && k < ib->nsrc; k++) {
+        int rc = ib->carries[i * ib->nsrc + k] ? marks_moved(ib, k) : 0;
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int mark_closed(cv_inbox *ib, size_t i)
+{
+    cv_in_chan *c = &ib->in[i];
     c->open = 0;
     c->low = UINT64_MAX;
     cv_channel_close_read(c->ch);
+    return c->spill ? 0 : marks_released(ib, i);
 }
 
 /* The next item of input I, watermarks skipped: 1 (and it becomes the one
@@ -63,12 +120,15 @@ static int read_item(cv_inbox *ib, size_t i, cv_record *rec)
     cv_in_chan *c = &ib->in[i];
     int rc;
     while ((rc = cv_channel_recv(c->ch, rec)) == 1 && (rec->flags & CV_REC_WATERMARK))
-        ;
+        if ((rec->flags & CV_REC_MARK) && (rc = got_mark(ib, i, rec)) < 0)
+            return rc;
     if (rc == 1) {
         ib->next = i + 1;
         ib->last = (int)i;
     } else if (rc == 0) {
-        mark_closed(c);
+        int mrc = mark_closed(ib, i);
+        if (mrc < 0)
+            return mrc;
     }
     return rc;
 }
@@ -138,26 +198,38 @@ static int spill_write(cv_in_chan *c, const cv_record *rec)
             return -errno;
     }
     uint64_t seq = rec->seq;
-    uint32_t len = rec->len;
-    if (fwrite(&seq, sizeof seq, 1, c->spill) != 1 || fwrite(&len, sizeof len, 1, c->spill) != 1 ||
-        (len && fwrite(rec->data, len, 1, c->spill) != 1))
+    uint32_t len = rec->len, flags = rec->flags;
+    if (fwrite(&seq, sizeof seq, 1, c->spill) != 1 || fwrite(&flags, sizeof flags, 1, c->spill) != 1 ||
+        fwrite(&len, sizeof len, 1, c->spill) != 1 || (len && fwrite(rec->data, len, 1, c->spill) != 1))
         return -EIO;
     return 0;
 }
 
-/* 1 with a record from the spill, 0 when the spill is used up. */
-static int spill_read(cv_inbox *ib, cv_in_chan *c, cv_record *rec)
+/* 1 with an item from the spill of input I (a completion marker spilled
+ * with the items is passed on in its place, after the items before it), 0
+ * when the spill is used up. */
+static int spill_read(cv_inbox *ib, size_t i, cv_record *rec)
 {
+    cv_in_chan *c = &ib->in[i];
     uint64_t seq;
-    uint32_t len;
+    uint32_t len, flags;
+again:
     if (fread(&seq, sizeof seq, 1, c->spill) != 1) {
         fclose(c->spill);
         c->spill = NULL;
         c->replaying = 0;
-        return 0;
+        return c->open ? 0 : marks_released(ib, i);
     }
-    if (fread(&len, sizeof len, 1, c->spill) != 1)
+    if (fread(&flags, sizeof flags, 1, c->spill) != 1 || fread(&len, sizeof len, 1, c->spill) != 1)
         return -EIO;
+    if (flags & CV_REC_MARK) {
+        rec->seq = seq;
+        rec->flags = flags;
+        int rc = got_mark(ib, i, rec);
+        if (rc < 0)
+            return rc;
+        goto again;
+    }
     if (len > ib->spillcap) {
         ib->spillbuf = cv_realloc(ib->spillbuf, len);
         ib->spillcap = len;
@@ -183,7 +255,7 @@ static int next_concat(cv_inbox *ib, cv_record *rec)
                 continue;
             current++;
             if (c->replaying) {
-                int rc = spill_read(ib, c, rec);
+                int rc = spill_read(ib, i, rec);
                 if (rc != 0) {
                     ib->next = i;
                     ib->last = -1;
@@ -228,14 +300,17 @@ static int next_concat(cv_inbox *ib, cv_record *rec)
                 continue;
             int rc;
             while ((rc = cv_channel_recv(c->ch, rec)) == 1)
-                if (!(rec->flags & CV_REC_WATERMARK) && (rc = spill_write(c, rec)) < 0)
+                if ((!(rec->flags & CV_REC_WATERMARK) || (rec->flags & CV_REC_MARK)) &&
+                    (rc = spill_write(c, rec)) < 0)
                     return rc;
-            if (rc == 0)
-                mark_closed(c);
-            else if (rc == -EAGAIN)
+            if (rc == 0) {
+                if ((rc = mark_closed(ib, i)) < 0)
+                    return rc;
+            } else if (rc == -EAGAIN) {
                 ib->waitlist[nwait++] = c->ch;
-            else
+            } else {
                 return rc;
+            }
         }
         if (nwait == 0)
             continue;
@@ -258,14 +333,19 @@ static int next_source(cv_inbox *ib, cv_record *rec)
                 int rc = cv_channel_recv(c->ch, &c->head);
                 if (rc == 1) {
                     if (c->head.flags & CV_REC_WATERMARK) {
-                        if (c->head.seq > c->low)
+                        /* A marker is a watermark only of a lone source. */
+                        int mark = c->head.flags & CV_REC_MARK;
+                        if ((!mark || ib->nsrc <= 1) && c->head.seq > c->low)
                             c->low = c->head.seq;
+                        if (mark && (rc = got_mark(ib, i, &c->head)) < 0)
+                            return rc;
                         continue;
                     }
                     c->has_head = 1;
                     c->low = c->head.seq;
                 } else if (rc == 0) {
-                    mark_closed(c);
+                    if ((rc = mark_closed(ib, i)) < 0)
+                        return rc;
                 } else if (rc == -EAGAIN) {
                     ib->waitlist[nwait++] = c->ch;
                     break;

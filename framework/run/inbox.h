@@ -26,6 +26,11 @@
  * another -errno, which the inbox returns. */
 typedef int (*cv_inbox_wait_fn)(void *arg, cv_channel **reads, size_t nreads);
 
+/* Called when completion marker MARK (see CV_REC_MARK) has come on every
+ * open input that carries its source, before the inbox returns anything
+ * that came after it.  0, or -errno, which the inbox returns. */
+typedef int (*cv_inbox_mark_fn)(void *arg, uint64_t mark);
+
 typedef struct cv_in_chan {
     cv_channel *ch;
     unsigned rank;
@@ -55,6 +60,15 @@ typedef struct cv_inbox {
     cv_channel **waitlist;
     cv_inbox_wait_fn wait;
     void *wait_arg;
+    /* Completion markers (cv_inbox_on_mark): per input and source process,
+     * the highest marker seen and whether the input carries that source;
+     * per source, the marker passed on last. */
+    size_t nsrc;
+    uint64_t *marks;        /* n * nsrc */
+    unsigned char *carries; /* n * nsrc */
+    uint64_t *passed;       /* nsrc */
+    cv_inbox_mark_fn on_mark;   /* NULL: markers are dropped like watermarks */
+    void *mark_arg;
 } cv_inbox;
 
 /* STATS[i] are the counters of CHANS[i], RANKS[i] its rank (concat and
@@ -62,6 +76,11 @@ typedef struct cv_inbox {
 void cv_inbox_init(cv_inbox *ib, cv_channel **chans, cv_channel_stats *const *stats,
                    const unsigned *ranks, size_t n, enum cv_order order, cv_inbox_wait_fn wait,
                    void *wait_arg);
+/* Completion markers: NSRC source processes; CARRIES[i * NSRC + k] says
+ * whether input i carries source k's items (copied).  ON_MARK(ARG, N) is
+ * called when marker N has come on every open input carrying its source. */
+void cv_inbox_on_mark(cv_inbox *ib, size_t nsrc, const unsigned char *carries,
+                      cv_inbox_mark_fn on_mark, void *arg);
 /* 1 and the next item (data valid until the next call), 0 when every input
  * has ended, -errno on error.  Watermarks are consumed here, never returned.
  * Inline, below: it is called once per item. */

@@ -81,6 +81,10 @@ typedef struct cv_proc_stats {
      * what it emitted for it are done again). */
     volatile uint64_t acked_in, acked_out, acked_bytes_in;
     volatile uint64_t acked_bytes_out;
+    /* A source process's completion watermark, written by the output
+     * writer: the highest completion marker of this source it has had
+     * (every item of the source numbered below it is finished). */
+    volatile uint64_t completed;
 } cv_proc_stats;
 
 /* A counter of another process's cv_proc_stats, read now. */
@@ -158,6 +162,9 @@ struct cv_run {
      * called inside a wait asked for (-1: none). */
     uint64_t unflushed;
     int flush_code;
+    /* A source stage: when it last sent a completion marker, and how many
+     * items it had handed on then. */
+    uint64_t mark_ns, mark_items;
     cv_inbox inbox;
     conveyor_ctx ctx;
     uint64_t last_sync;
@@ -280,6 +287,11 @@ static inline int cv_run_emit_direct(cv_run *r, uint64_t seq, const void *data, 
 
 /* Flushes and closes every output: consumers see end of stream. */
 int cv_run_close_outputs(cv_run *r);
+
+/* Sends completion marker MARK (CV_REC_MARK) on every output channel,
+ * whatever the routing (every branch of a balance gets it), waiting for
+ * room: 0 or -errno. */
+int cv_run_forward_mark(cv_run *r, uint64_t mark);
 
 /* What a plugin's emit calls do (conveyor_emit, _begin/_commit, _forward). */
 int cv_ctx_emit(conveyor_ctx *ctx, const void *item, size_t len);

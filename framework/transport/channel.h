@@ -29,6 +29,16 @@
 /* A watermark carries no item: "the producer is done with every source item
  * up to seq" (used only on channels feeding an order = source join). */
 #define CV_REC_WATERMARK 1u
+/* Always with CV_REC_WATERMARK: a completion marker.  Its seq N is a
+ * number of source process K of the pipeline's NS source processes (N - 1
+ * is K modulo NS), and says that every item of that source numbered below
+ * N was sent before it on this channel.  Every process passes it on once
+ * it came on every input that carries that source's items, so when the
+ * output writer has it, every item of the source below N is finished.
+ * With one source process it is a watermark too; with several it says
+ * nothing of the others' numbers.  Counted as a watermark (not in sent or
+ * received). */
+#define CV_REC_MARK 2u
 
 typedef struct cv_record {
     uint64_t seq;

@@ -377,6 +377,23 @@ CONVEYOR_API int conveyor_stopping(conveyor_ctx *ctx);
  */
 CONVEYOR_API uint64_t conveyor_item_number(conveyor_ctx *ctx);
 
+/**
+ * In a source: its completion watermark, the highest item number N such
+ * that every item this source process emitted with a number up to N is
+ * finished everywhere in the pipeline: whatever the pipeline made of it
+ * was written by the output writer (flushed to its file), or dropped or
+ * failed under on_error by a stage (a stage's flush() included).  A source
+ * that must not lose what it read acknowledges it to its broker up to this
+ * number, never further.  It advances in steps: the framework sends a
+ * completion marker after a produce() call at least every 1000 items and
+ * every 100 ms while items flow, and once more when produce() returns
+ * CONVEYOR_END, and then waits until everything the source emitted is
+ * finished before it calls fini(), so that fini() can acknowledge all of
+ * it (a stop or drain_timeout that ends the run at once ends the wait
+ * too).  0 before anything is finished, and outside a source.
+ */
+CONVEYOR_API uint64_t conveyor_completed(conveyor_ctx *ctx);
+
 /** How many replicas (processes) this stage has: replicas = N. */
 CONVEYOR_API unsigned conveyor_replicas(conveyor_ctx *ctx);
 
