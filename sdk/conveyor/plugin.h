@@ -348,6 +348,27 @@ CONVEYOR_API int conveyor_forward(conveyor_ctx *ctx);
  */
 CONVEYOR_API int conveyor_stopping(conveyor_ctx *ctx);
 
+/**
+ * The source item number of an item, for a plugin that maps items to
+ * records of its own (a broker's entry ids).  In process(): the number of
+ * the item being processed.  In a source (init, produce, fini): the number
+ * the item it emitted last got, 0 before its first.
+ */
+CONVEYOR_API uint64_t conveyor_item_number(conveyor_ctx *ctx);
+
+/**
+ * In a source: the completion watermark of this source process, the
+ * highest item number N such that every item it emitted with a number up
+ * to N is finished everywhere in the pipeline: whatever the pipeline made
+ * of it has been written by the output writer, or dropped, failed (skip,
+ * dead-letter) or left unwritten by a terminal stage that emits nothing
+ * (after its flush, see flush).  A source that must not lose what it read
+ * acknowledges it to its broker up to this number, never further.  It
+ * advances in steps (markers sent at least every 100 ms and every 1000
+ * items); 0 before anything is finished.  Elsewhere it returns 0.
+ */
+CONVEYOR_API uint64_t conveyor_completed(conveyor_ctx *ctx);
+
 /** How many replicas (processes) this stage has: replicas = N. */
 CONVEYOR_API unsigned conveyor_replicas(conveyor_ctx *ctx);
 
