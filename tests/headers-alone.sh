@@ -36,8 +36,8 @@ static const conveyor_param_spec params[] = {
     { NULL, NULL, NULL, 0 },
 };
 static const conveyor_stage stages[] = {
-    { "pass", "passes items on", NULL, pass, NULL, params, NULL, NULL },
-    { NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL },
+    { "pass", "passes items on", NULL, pass, NULL, params, NULL, NULL, NULL },
+    { NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL },
 };
 CONVEYOR_MODULE("alone", "1.0", stages);
 EOF

@@ -58,7 +58,7 @@ Test(abi_layout, param_spec)
 Test(abi_layout, stage)
 {
 #if PINNED_ABI
-    PIN_SIZE(conveyor_stage, 64, 8);
+    PIN_SIZE(conveyor_stage, 72, 8);
     PIN_FIELD(conveyor_stage, name, 0, 8);
     PIN_FIELD(conveyor_stage, summary, 8, 8);
     PIN_FIELD(conveyor_stage, init, 16, 8);
@@ -68,6 +68,7 @@ Test(abi_layout, stage)
     /* ABI 1.2, read by the module's stage_size (1.0 stages were 48 bytes). */
     PIN_FIELD(conveyor_stage, produce, 48, 8);
     PIN_FIELD(conveyor_stage, check, 56, 8);
+    PIN_FIELD(conveyor_stage, flush, 64, 8);
 #else
     cr_skip_test("the layout is pinned for x86_64 (LP64) only");
 #endif

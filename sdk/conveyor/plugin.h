@@ -158,6 +158,19 @@ typedef struct conveyor_stage {
      * already name the file and line of a bad value.
      */
     int (*check)(conveyor_ctx *ctx);
+    /**
+     * OPTIONAL.  For a processor that buffers work beyond process(): a
+     * stage writing to a database in batches, a network sink that pipelines
+     * its requests.  Called in the stage's process when its input has
+     * nothing waiting (before it sleeps), before a completion marker passes
+     * it (see conveyor_completed), and before fini().  The plugin completes
+     * what it buffered (sends it, waits for the replies) and returns 0; the
+     * items it had taken count as finished only once it has.  Non-zero
+     * says the buffered work failed (the plugin SHOULD say which items,
+     * with conveyor_item_number() kept at the time): on_error = fail stops
+     * the pipeline, skip and dead-letter count one failure and go on.
+     */
+    int (*flush)(conveyor_ctx *ctx);
 } conveyor_stage;
 
 /**
@@ -362,7 +375,7 @@ CONVEYOR_API uint64_t conveyor_item_number(conveyor_ctx *ctx);
  * to N is finished everywhere in the pipeline: whatever the pipeline made
  * of it has been written by the output writer, or dropped, failed (skip,
  * dead-letter) or left unwritten by a terminal stage that emits nothing
- * (after its flush, see flush).  A source that must not lose what it read
+ * (after its flush).  A source that must not lose what it read
  * acknowledges it to its broker up to this number, never further.  It
  * advances in steps (markers sent at least every 100 ms and every 1000
  * items); 0 before anything is finished.  Elsewhere it returns 0.
