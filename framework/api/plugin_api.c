@@ -98,6 +98,23 @@ int conveyor_stopping(conveyor_ctx *ctx)
     return cv_child_stopping();
 }
 
+uint64_t conveyor_item_number(conveyor_ctx *ctx)
+{
+    if (!ctx)
+        return 0;
+    uint64_t stride = ctx->run->seq_stride;
+    if (stride)     /* a source: ctx->seq is the number of its next item */
+        return ctx->seq > stride ? ctx->seq - stride : 0;
+    return ctx->item ? ctx->seq : 0;
+}
+
+/* TEMPORARY, this branch only: the completion markers replace it. */
+uint64_t conveyor_completed(conveyor_ctx *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
 int conveyor_lock(conveyor_ctx *ctx, unsigned n)
 {
     cv_locks *l = ctx ? cv_ctx_locks(ctx) : NULL;
