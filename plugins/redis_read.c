@@ -9,7 +9,7 @@
  * ids up to the pipeline's completion watermark (conveyor_completed) are
  * acknowledged in batches, so an entry is XACKed only once everything made
  * of it is finished: delivery is at least once.  Other consumers' entries
- * idle for longer than claim_idle are taken over with XAUTOCLAIM; an entry
+ * idle for longer than claim_idle are taken over (XPENDING IDLE, XCLAIM); an entry
  * delivered more than max_deliveries times goes to dead_stream.
  */
 #include "redis.h"
@@ -52,7 +52,7 @@ typedef struct reader {
     char pending_from[ID_MAX];  /* ... after this id */
     uint64_t last_ack_ms;
     uint64_t next_claim_ms;
-    char claim_cursor[ID_MAX];  /* XAUTOCLAIM's, "0-0" at the start of a round */
+    char claim_cursor[ID_MAX + 1];  /* XPENDING's start: "-", or "(ID" after ID */
 
     int down;                   /* the connection is lost (the warning is out) */
     uint64_t down_since_ms, next_try_ms, backoff_ms;
@@ -562,15 +562,47 @@ static int read_step(conveyor_ctx *ctx, reader *rd)
     return rc < 0 ? rc : CONVEYOR_MORE;
 }
 
-/* One step of XAUTOCLAIM when one is due: other consumers' entries idle
- * for longer than claim_idle become this one's, and are taken. */
+/* Takes the entries of an XCLAIM reply, each with its delivery count:
+ * COUNTS[i] belongs to IDS[i]. */
+static int take_claimed(conveyor_ctx *ctx, reader *rd, redisReply *claimed, size_t n,
+                        char (*ids)[ID_MAX], const uint64_t *counts)
+{
+    int rc = 0;
+
+    if (claimed->type != REDIS_REPLY_ARRAY)
+        return 0;
+    if (claimed->elements)
+        conveyor_log(ctx, CONVEYOR_LOG_INFO, "stream '%s': claimed %zu entries pending for more "
+                     "than %s ms with other consumers", rd->stream, claimed->elements,
+                     rd->claim_idle_text);
+    for (size_t i = 0; i < claimed->elements && rc >= 0; i++) {
+        redisReply *e = claimed->element[i];
+        uint64_t count = 1;
+        if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 && e->element[0]->type == REDIS_REPLY_STRING)
+            for (size_t j = 0; j < n; j++)
+                if (strcmp(ids[j], e->element[0]->str) == 0)
+                    count = counts[j];
+        rc = take_entry(ctx, rd, e, count);
+    }
+    return rc;
+}
+
+/* One step of claiming, when one is due: other consumers' entries pending
+ * for longer than claim_idle (XPENDING IDLE, which also gives their
+ * delivery counts) become this one's (XCLAIM) and are taken.  Not
+ * XAUTOCLAIM: it would take this consumer's own entries too, those still
+ * in the pipeline, and emit them a second time. */
 static int claim_step(conveyor_ctx *ctx, reader *rd)
 {
-    const char *argv[] = {"XAUTOCLAIM", rd->stream, rd->group, rd->consumer, rd->claim_idle_text,
-                          rd->claim_cursor, "COUNT", rd->count_text};
-    size_t lens[8];
-    redisReply *r;
-    int rc;
+    const char *argv[8] = {"XPENDING", rd->stream, rd->group, "IDLE", rd->claim_idle_text,
+                           rd->claim_cursor, "+", rd->count_text};
+    size_t lens[8], n = 0, nargs;
+    redisReply *r, *claimed;
+    char (*ids)[ID_MAX] = NULL;
+    uint64_t *counts = NULL;
+    const char **cargv = NULL;
+    size_t *clens = NULL;
+    int rc = 0, round_done;
 
     if (!rd->claim_idle_ms || redis_now_ms() < rd->next_claim_ms)
         return 0;
@@ -579,20 +611,58 @@ static int claim_step(conveyor_ctx *ctx, reader *rd)
     if (!(r = redis_conn_cmd(&rd->conn, 8, argv, lens)))
         return -ENOTCONN;
     if (r->type == REDIS_REPLY_ERROR)
-        return redis_failed(ctx, rd, "XAUTOCLAIM", r);
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING) {
-        freeReplyObject(r);
-        return 0;
+        return redis_failed(ctx, rd, "XPENDING", r);
+    round_done = r->type != REDIS_REPLY_ARRAY || r->elements < rd->count;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements) {
+        redisReply *lastp = r->element[r->elements - 1];
+        if (lastp->type == REDIS_REPLY_ARRAY && lastp->elements >= 4)
+            snprintf(rd->claim_cursor, sizeof rd->claim_cursor, "(%s", lastp->element[0]->str);
+        ids = malloc(r->elements * sizeof *ids);
+        counts = malloc(r->elements * sizeof *counts);
+        cargv = malloc((r->elements + 5) * sizeof *cargv);
+        clens = malloc((r->elements + 5) * sizeof *clens);
+        if (!ids || !counts || !cargv || !clens) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < r->elements; i++) {
+            redisReply *p = r->element[i];
+            if (p->type != REDIS_REPLY_ARRAY || p->elements < 4 ||
+                strcmp(p->element[1]->str, rd->consumer) == 0)
+                continue;
+            snprintf(ids[n], ID_MAX, "%s", p->element[0]->str);
+            counts[n++] = (uint64_t)p->element[3]->integer + 1;    /* XCLAIM delivers once more */
+        }
     }
-    if (r->element[1]->type == REDIS_REPLY_ARRAY && r->element[1]->elements)
-        conveyor_log(ctx, CONVEYOR_LOG_INFO, "stream '%s': claimed %zu entries pending for more "
-                     "than %s ms with other consumers", rd->stream, r->element[1]->elements,
-                     rd->claim_idle_text);
-    rc = take_entries(ctx, rd, r->element[1], 1);
-    snprintf(rd->claim_cursor, sizeof rd->claim_cursor, "%s", r->element[0]->str);
-    if (strcmp(rd->claim_cursor, "0-0") == 0)     /* a round is complete */
+    if (n) {
+        cargv[0] = "XCLAIM", cargv[1] = rd->stream, cargv[2] = rd->group;
+        cargv[3] = rd->consumer, cargv[4] = rd->claim_idle_text;
+        for (size_t i = 0; i < n; i++)
+            cargv[5 + i] = ids[i];
+        nargs = n + 5;
+        for (size_t i = 0; i < nargs; i++)
+            clens[i] = strlen(cargv[i]);
+        if (!(claimed = redis_conn_cmd(&rd->conn, (int)nargs, cargv, clens))) {
+            rc = -ENOTCONN;
+            goto out;
+        }
+        if (claimed->type == REDIS_REPLY_ERROR) {
+            rc = redis_failed(ctx, rd, "XCLAIM", claimed);
+            goto out;
+        }
+        rc = take_claimed(ctx, rd, claimed, n, ids, counts);
+        freeReplyObject(claimed);
+    }
+    if (round_done) {
+        snprintf(rd->claim_cursor, sizeof rd->claim_cursor, "-");
         rd->next_claim_ms = redis_now_ms() + rd->claim_idle_ms / 2;
+    }
+out:
     freeReplyObject(r);
+    free(ids);
+    free(counts);
+    free(cargv);
+    free(clens);
     return rc < 0 ? rc : 0;
 }
 
@@ -624,7 +694,7 @@ int redis_read_init(conveyor_ctx *ctx)
         return rc;
     }
     restart_pending(rd);
-    snprintf(rd->claim_cursor, sizeof rd->claim_cursor, "0-0");
+    snprintf(rd->claim_cursor, sizeof rd->claim_cursor, "-");
     rd->last_ack_ms = redis_now_ms();
     conveyor_set_userdata(ctx, rd);
     return 0;
