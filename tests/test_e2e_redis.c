@@ -281,6 +281,23 @@ static char *last_delivered(const char *stream, const char *group)
     return id;
 }
 
+static host_run *running[4];
+
+/* Fails the test, with the host's messages, when a running host ended. */
+static void hosts_alive(void)
+{
+    for (size_t i = 0; i < sizeof running / sizeof *running; i++) {
+        char state;
+        pid_t parent;
+        host_run *r = running[i];
+        if (!r || (proc_stat(r->pid, &state, &parent) == 0 && state != 'Z'))
+            continue;
+        running[i] = NULL;
+        host_finish(r, NULL, 0, 10);
+        cr_assert_fail("the host ended early, status %d: %s", r->status, r->err);
+    }
+}
+
 /* Waits (60 s at most) until GROUP was given every entry of STREAM. */
 static void wait_all_delivered(const char *stream, const char *group)
 {
@@ -293,6 +310,7 @@ static void wait_all_delivered(const char *stream, const char *group)
             free(want);
             return;
         }
+        hosts_alive();
         sleep_ms(50);
     }
     cr_assert_fail("group %s was not given all of %s (up to %s) in 60 s", group, stream, want);
@@ -305,6 +323,7 @@ static void wait_xlen(const char *stream, long long n)
     for (int i = 0; i < 1200; i++) {
         if ((have = cmd_int("XLEN %s", stream)) >= n)
             return;
+        hosts_alive();
         sleep_ms(50);
     }
     cr_assert_fail("%s holds %lld entries, not %lld, after 60 s", stream, have, n);
@@ -320,8 +339,30 @@ static const char *url(void)
     return u;
 }
 
+/* The hosts running now (declared above): a wait fails at once when one
+ * of them ended. */
+
+static void unwatch(host_run *r)
+{
+    for (size_t i = 0; i < sizeof running / sizeof *running; i++)
+        if (running[i] == r)
+            running[i] = NULL;
+}
+
+/* Waits for R after it ended (or kills it after TIMEOUT s). */
+static void host_end(host_run *r, int timeout)
+{
+    unwatch(r);
+    host_finish(r, NULL, 0, timeout);
+}
+
 static void host_begin(host_run *r, const char *name, const char *ini)
 {
+    for (size_t i = 0; i < sizeof running / sizeof *running; i++)
+        if (!running[i]) {
+            running[i] = r;
+            break;
+        }
     char *path = write_file(name, ini);
     const char *args[] = {"-c", path, NULL};
     host_start(r, args);
@@ -332,7 +373,7 @@ static void host_begin(host_run *r, const char *name, const char *ini)
 static void host_stop(host_run *r)
 {
     cr_assert_eq(kill(r->pid, SIGTERM), 0);
-    host_finish(r, NULL, 0, 60);
+    host_end(r, 60);
     cr_assert_eq(r->status, 143, "status %d, stderr: %s", r->status, r->err);
     cr_assert_eq(shm_left(r->pid), 0);
 }
@@ -429,7 +470,7 @@ Test(redis, pending_entries_are_read_first_after_the_host_was_killed)
     host_begin(&r, "p.ini", ini);
     wait_xlen("out", 200);
     cr_assert_eq(kill(r.pid, SIGKILL), 0);
-    host_finish(&r, NULL, 0, 30);
+    host_end(&r, 30);
     cr_assert_eq(r.status, 128 + SIGKILL);
     char *read_by_first = last_delivered("in", "g");
     long long before = cmd_int("XLEN out");
@@ -591,7 +632,7 @@ Test(redis, a_stream_deleted_mid_run_fails_produce)
     host_begin(&r, "p.ini", ini);
     wait_all_delivered("in", "g");
     freeReplyObject(cmd("DEL in"));
-    host_finish(&r, NULL, 0, 60);
+    host_end(&r, 60);
     cr_assert_eq(r.status, 1, "status %d, stderr: %s", r.status, r.err);
     /* Redis's words: UNBLOCKED to a reader waiting in XREADGROUP, NOGROUP
      * to one that comes after the DEL. */
@@ -661,6 +702,7 @@ static void wait_lines(const char *file, const char *prefix, int n)
         free(s);
         if (all)
             return;
+        hosts_alive();
         sleep_ms(50);
     }
     cr_assert_fail("%s did not get every %s-N up to %d in 60 s", file, prefix, n);
@@ -744,7 +786,7 @@ static void poison_runs(char **second_out, host_run *second, char **poison_id)
     char *ini = pipeline("consumer = c1\nmax_deliveries = 1\ndead_stream = dead\n", rest);
     host_run r;
     host_begin(&r, "p.ini", ini);
-    host_finish(&r, NULL, 0, 60);
+    host_end(&r, 60);
     cr_assert_eq(r.status, 1, "status %d, stderr: %s", r.status, r.err);
     cr_assert(strstr(r.err, "stage 'f' was killed by SIGSEGV"), "stderr: %s", r.err);
     host_run_free(&r);
