@@ -272,8 +272,9 @@ int redis_read_produce(conveyor_ctx *ctx)
     if ((rc = redis_ack_finished(ctx, rd, 0)) == 0 && (rc = redis_claim_step(ctx, rd)) == 0)
         rc = read_step(ctx, rd);
     if (rc == -ENOTCONN) {
-        /* A stop request interrupts a blocked read; an unusable context
-         * then is no outage to report. */
+        /* hiredis 0.14 retries a read the stop signal interrupted (the
+         * BLOCK then ends it); later versions fail the context with
+         * EINTR.  Either way a stop is no outage to report. */
         if (conveyor_stopping(ctx))
             return CONVEYOR_END;
         lost(ctx, rd);

@@ -569,6 +569,26 @@ Test(redis, a_bad_url_is_named)
     cr_assert(strstr(r.err, "url 'redis://localhost:99999/0': the port must be a number from 1 "
                             "to 65535\n"), "stderr: %s", r.err);
     host_run_free(&r);
+    static const char *const bad[][2] = {
+        {"http://127.0.0.1/", "a url starts with redis:// or unix://"},
+        {"redis://", "the url has no host"},
+        {"redis://h:0", "the port must be a number from 1 to 65535"},
+        {"redis://h:6379/", "the database after '/' must be a number"},
+        {"redis://h:6379/0/x", "unexpected characters after HOST[:PORT][/DB]"},
+        {"redis://user:secret@h", "a user or password in the url is not supported"},
+        {"redis://[::1", "an IPv6 address is written [ADDRESS]"},
+        {"unix://relative.sock", "a unix url names an absolute path: unix:///PATH"},
+        {"unix:///tmp/x.sock?timeout=1", "the only query a unix url takes is ?db=N"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char ini[512], want[256];
+        snprintf(ini, sizeof ini, "[w]\nplugin = redis:write\nurl = %s\nstream = out\n", bad[i][0]);
+        snprintf(want, sizeof want, "w: error: url '%s': %s\n", bad[i][0], bad[i][1]);
+        run_text(&r, ini, "x\n");
+        cr_assert_neq(r.status, 0, "status 0 for %s", bad[i][0]);
+        cr_assert(strstr(r.err, want), "want %s, stderr: %s", want, r.err);
+        host_run_free(&r);
+    }
     run_text(&r, "[src]\ntype = source\nplugin = redis:read\nurl = unix:///tmp/x.sock?db=a\n"
                  "stream = in\ngroup = g\n", NULL);
     cr_assert_neq(r.status, 0, "stderr: %s", r.err);
