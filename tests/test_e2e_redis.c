@@ -1037,10 +1037,19 @@ Test(redis_ack, a_second_host_reads_only_what_was_not_finished)
     host_run r;
     host_begin(&r, "p.ini", ini);
     wait_all_delivered("in", "g");
+    wait_xlen("out", 3000);
+    long long pending = -1;
+    for (int i = 0; i < 400 && pending != 0; i++) {
+        redisReply *p = cmd("XPENDING in g");
+        pending = p->element[0]->integer;
+        freeReplyObject(p);
+        sleep_ms(50);
+    }
+    cr_assert_eq(pending, 0);
     host_stop(&r);
     host_run_free(&r);
-    /* Everything was finished, and acknowledged in fini at the latest or
-     * re-read once: a clean stop then a restart writes nothing twice. */
+    /* Everything was finished and acknowledged: a second host with the
+     * same name has nothing pending to read again, and writes nothing. */
     host_begin(&r, "p2.ini", ini);
     sleep_ms(1000);
     host_stop(&r);
