@@ -269,7 +269,10 @@ int redis_read_produce(conveyor_ctx *ctx)
         return CONVEYOR_END;
     if (rd->down || redis_conn_broken(&rd->conn))
         return reconnect(ctx, rd) < 0 ? -EIO : CONVEYOR_MORE;
-    if ((rc = redis_ack_finished(ctx, rd, 0)) == 0 && (rc = redis_claim_step(ctx, rd)) == 0)
+    /* No claims while this consumer's own pending entries are read again:
+     * those would then include what it just claimed, emitted twice. */
+    if ((rc = redis_ack_finished(ctx, rd, 0)) == 0 &&
+        (rd->reading_pending || (rc = redis_claim_step(ctx, rd)) == 0))
         rc = read_step(ctx, rd);
     if (rc == -ENOTCONN) {
         /* hiredis 0.14 retries a read the stop signal interrupted (the

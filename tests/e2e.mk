@@ -104,7 +104,7 @@ $(SERIAL_LOG): $(filter-out $(SERIAL_LOG),$(TESTS:=.log))
 EXTRA_DIST += tests/valgrind-host.sh
 VALGRIND_SUITES = tests/test_e2e_linear tests/test_e2e_failures tests/test_e2e_config \
 	tests/test_e2e_abi tests/test_e2e_topology tests/test_e2e_pool tests/test_e2e_exec \
-	tests/test_e2e_source
+	tests/test_e2e_source $(E2E_REDIS)
 check-valgrind: $(VALGRIND_SUITES) tests/test_e2e_restart
 	@status=0; $(AM_TESTS_ENVIRONMENT) \
 	CONVEYOR_HOST='$(abs_top_srcdir)/tests/valgrind-host.sh'; export CONVEYOR_HOST; \

@@ -955,6 +955,9 @@ Test(redis, entries_idle_with_a_dead_consumer_are_claimed)
     /* A consumer that read everything and died. */
     freeReplyObject(cmd("XGROUP CREATE in g 0"));
     freeReplyObject(cmd("XREADGROUP GROUP g gone COUNT 1000 STREAMS in >"));
+    /* Idle long enough to be claimed at once, before the new consumer
+     * has read its own pending entries (none). */
+    sleep_ms(700);
     char rest[512];
     snprintf(rest, sizeof rest, "[w]\nplugin = redis:write\nurl = %s\nstream = out\n", url());
     char *ini = pipeline("consumer = alive\nclaim_idle = 500ms\n", rest);
