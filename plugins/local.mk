@@ -26,3 +26,18 @@ plugins_exec_la_SOURCES = plugins/exec.c plugins/exec_argv.c plugins/exec_argv.h
 	plugins/quote.h
 plugins_exec_la_LDFLAGS = $(AM_LDFLAGS) $(PLUGIN_LDFLAGS)
 plugins_exec_la_LIBADD = framework/libconveyor.la
+
+# redis: Redis Streams consumer groups as a source and a sink; built only
+# when configure found hiredis (--with-redis).
+EXTRA_DIST += plugins/redis.c plugins/redis.h plugins/redis_url.c plugins/redis_url.h \
+	plugins/redis_conn.c plugins/redis_conn.h plugins/redis_read.c plugins/redis_read.h \
+	plugins/redis_entries.c plugins/redis_write.c
+if HAVE_REDIS
+pkglib_LTLIBRARIES += plugins/redis.la
+plugins_redis_la_SOURCES = plugins/redis.c plugins/redis.h plugins/redis_url.c \
+	plugins/redis_url.h plugins/redis_conn.c plugins/redis_conn.h plugins/redis_read.c \
+	plugins/redis_read.h plugins/redis_entries.c plugins/redis_write.c
+plugins_redis_la_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS)
+plugins_redis_la_LDFLAGS = $(AM_LDFLAGS) $(PLUGIN_LDFLAGS)
+plugins_redis_la_LIBADD = framework/libconveyor.la $(HIREDIS_LIBS)
+endif

@@ -60,6 +60,18 @@ tests_test_e2e_observe_LDADD = $(CRITERION_LIBS)
 tests_test_e2e_top_SOURCES = tests/test_e2e_top.c $(E2E_SOURCES)
 tests_test_e2e_top_CFLAGS = $(TEST_CFLAGS)
 tests_test_e2e_top_LDADD = $(CRITERION_LIBS)
+# The redis module against a real redis-server (each test skips itself
+# when redis-server is not installed); built with the module.
+EXTRA_DIST += tests/test_e2e_redis.c
+if HAVE_REDIS
+E2E_REDIS = tests/test_e2e_redis
+check_PROGRAMS += tests/test_e2e_redis
+TESTS += tests/test_e2e_redis
+$(E2E_REDIS): conveyor-host $(check_LTLIBRARIES) $(pkglib_LTLIBRARIES)
+tests_test_e2e_redis_SOURCES = tests/test_e2e_redis.c $(E2E_SOURCES)
+tests_test_e2e_redis_CFLAGS = $(TEST_CFLAGS) $(HIREDIS_CFLAGS)
+tests_test_e2e_redis_LDADD = $(CRITERION_LIBS) $(HIREDIS_LIBS)
+endif
 
 # A program embedding the library without handing over its arguments'
 # memory (test_e2e_observe runs it).
@@ -87,7 +99,7 @@ tests_test_graph_LDADD = $(UNIT_LIBS)
 TESTS += tests/pipe-transport.sh
 EXTRA_DIST += tests/pipe-transport.sh
 PIPE_LOG = tests/pipe-transport.sh.log
-$(PIPE_LOG): $(E2E_TESTS)
+$(PIPE_LOG): $(E2E_TESTS) $(E2E_REDIS)
 
 # Tests that must run alone, after every other test has finished.
 TESTS += tests/serial.sh
@@ -104,7 +116,7 @@ $(SERIAL_LOG): $(filter-out $(SERIAL_LOG),$(TESTS:=.log))
 EXTRA_DIST += tests/valgrind-host.sh
 VALGRIND_SUITES = tests/test_e2e_linear tests/test_e2e_failures tests/test_e2e_config \
 	tests/test_e2e_abi tests/test_e2e_topology tests/test_e2e_pool tests/test_e2e_exec \
-	tests/test_e2e_source tests/test_e2e_flush
+	tests/test_e2e_source tests/test_e2e_flush $(E2E_REDIS)
 check-valgrind: $(VALGRIND_SUITES) tests/test_e2e_restart
 	@status=0; $(AM_TESTS_ENVIRONMENT) \
 	CONVEYOR_HOST='$(abs_top_srcdir)/tests/valgrind-host.sh'; export CONVEYOR_HOST; \
