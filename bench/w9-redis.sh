@@ -10,14 +10,12 @@
 # Prints, on standard output, one line per figure: "NAME RATE..." (one
 # rate per good run, entries/s), and "NAME failed: WHY" for a run that
 # went wrong.  End to end is from the hosts' start until the output stream
-# holds every entry but the last partial XADD batch of each host (those
-# are written at the stop), so the rate is of what was written by then;
-# each run ends with SIGTERM and checks that the output holds exactly
-# ITEMS entries.
+# holds every entry (redis:write sends a partial batch when its input has
+# nothing more); each run ends with SIGTERM and checks that the output
+# holds exactly ITEMS entries.
 set -u
 export LC_ALL=C
 host=$1 tmp=$2 items=$3 runs=$4
-batch=256   # redis:write's default
 
 command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null &&
     command -v redis-cli >/dev/null || { echo "skipped: redis-server, redis-cli or redis-benchmark not installed"; exit 0; }
@@ -78,7 +76,7 @@ url = unix://$sock
 stream = out
 INI
     done
-    target=$((items - n * batch))
+    target=$items
     t0=$(now)
     for i in $(seq "$n"); do
         "$host" -q -c "$dir/h$i.ini" >/dev/null 2>"$dir/h$i.err" &

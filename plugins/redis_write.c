@@ -138,8 +138,8 @@ int redis_write_process(conveyor_ctx *ctx, const void *item, size_t len)
         return -1;
     }
     w->nums[w->pending++] = conveyor_item_number(ctx);
-    /* Until the host calls flush when its input is idle, a full batch is
-     * the moment to collect the replies. */
+    /* A full batch is collected at once; a partial one when the stage's
+     * input has nothing more, or a completion marker passes (flush). */
     if (w->pending >= w->batch)
         return drain(ctx, w) < 0 ? -1 : 0;
     return 0;
