@@ -768,6 +768,8 @@ static const struct cv_channel_ops ring_ops = {
     .destroy = ring_destroy,
     .ack = ring_ack,
     .publish_partial = ring_publish_partial,
+    .arm = cv_ring_arm,
+    .disarm = cv_ring_disarm,
     .set_ack = ring_set_ack,
     .resume = ring_resume,
 };
