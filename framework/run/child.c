@@ -540,6 +540,13 @@ static void child_stdio(cv_run *r, enum cv_proc_kind kind)
         close(devnull);
 }
 
+/* A flush marker came on every input of a stage (an embedded run): every
+ * item before it is done, so it goes on downstream. */
+static int stage_mark(void *arg, uint64_t mark)
+{
+    return cv_run_forward_mark(arg, mark);
+}
+
 static void child_inbox(cv_run *r, const cv_proc *pr)
 {
     unsigned *ranks = cv_calloc(pr->ninputs + 1, sizeof *ranks);
@@ -549,6 +556,8 @@ static void child_inbox(cv_run *r, const cv_proc *pr)
         stats[i] = &r->chstats[pr->inputs[i]];
     }
     cv_inbox_init(&r->inbox, r->ins, stats, ranks, pr->ninputs, pr->order, inbox_wait, r);
+    if (pr->kind == CV_PROC_STAGE)
+        cv_inbox_on_mark(&r->inbox, stage_mark, r);
     free(ranks);
     free(stats);
 }

@@ -60,6 +60,8 @@ void cv_run_sync_watermarks(cv_run *r)
  * space), flushes the sink's output, then waits (see run.h). */
 int cv_run_wait(cv_run *r, cv_channel **reads, size_t nreads, int extra_fd)
 {
+    if (r->wait_fn)
+        return r->wait_fn(r, reads, nreads, extra_fd);
     cv_run_publish_counts(r);
     cv_run_sync_watermarks(r);
     /* Whatever we produced or freed must be visible before we sleep, or
@@ -349,6 +351,28 @@ cv_locks *cv_ctx_locks(conveyor_ctx *ctx)
 unsigned cv_ctx_replica(conveyor_ctx *ctx)
 {
     return ctx ? ctx->run->plan->procs[ctx->proc].replica : 0;
+}
+
+/* Passes flush marker MARK on to every output channel, whatever the
+ * routing (a balance's branches all get it), once every item before it
+ * was emitted: the inbox calls this when the marker came on all inputs. */
+int cv_run_forward_mark(cv_run *r, uint64_t mark)
+{
+    for (size_t i = 0; i < r->nouts; i++) {
+        int c = r->out_ids[i];
+        int rc;
+        while ((rc = cv_channel_send(r->outs[i], mark, CV_REC_WATERMARK | CV_REC_MARK, NULL, 0)) ==
+               -EAGAIN) {
+            rc = cv_run_wait(r, NULL, 0, -1);
+            if (rc < 0 && rc != -EINTR)
+                return rc;
+        }
+        if (rc < 0)
+            return rc;
+        if (r->view[c] < mark)
+            r->view[c] = mark;
+    }
+    return 0;
 }
 
 /* Flushes and closes every output: consumers see end of stream. */

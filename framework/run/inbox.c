@@ -49,11 +49,42 @@ void cv_inbox_free(cv_inbox *ib)
     memset(ib, 0, sizeof *ib);
 }
 
-static void mark_closed(cv_in_chan *c)
+void cv_inbox_on_mark(cv_inbox *ib, cv_inbox_mark_fn on_mark, void *arg)
+{
+    ib->on_mark = on_mark;
+    ib->mark_arg = arg;
+}
+
+/* The marker every open input has passed; when it moved, the owner is told.
+ * A closed input sends nothing more, so it holds no marker back; when all
+ * are closed there is nothing left to flush. */
+static int marks_moved(cv_inbox *ib)
+{
+    uint64_t low = UINT64_MAX;
+    for (size_t i = 0; i < ib->n; i++)
+        if (ib->in[i].open && ib->in[i].mark < low)
+            low = ib->in[i].mark;
+    if (low == UINT64_MAX || low <= ib->mark)
+        return 0;
+    ib->mark = low;
+    return ib->on_mark ? ib->on_mark(ib->mark_arg, low) : 0;
+}
+
+/* Marker REC came on input C.  Cold: once per flush. */
+__attribute__((noinline, cold)) static int got_mark(cv_inbox *ib, cv_in_chan *c,
+                                                    const cv_record *rec)
+{
+    if (rec->seq > c->mark)
+        c->mark = rec->seq;
+    return marks_moved(ib);
+}
+
+static void mark_closed(cv_inbox *ib, cv_in_chan *c)
 {
     c->open = 0;
     c->low = UINT64_MAX;
     cv_channel_close_read(c->ch);
+    (void)marks_moved(ib);
 }
 
 /* The next item of input I, watermarks skipped: 1 (and it becomes the one
@@ -63,12 +94,13 @@ static int read_item(cv_inbox *ib, size_t i, cv_record *rec)
     cv_in_chan *c = &ib->in[i];
     int rc;
     while ((rc = cv_channel_recv(c->ch, rec)) == 1 && (rec->flags & CV_REC_WATERMARK))
-        ;
+        if ((rec->flags & CV_REC_MARK) && (rc = got_mark(ib, c, rec)) < 0)
+            return rc;
     if (rc == 1) {
         ib->next = i + 1;
         ib->last = (int)i;
     } else if (rc == 0) {
-        mark_closed(c);
+        mark_closed(ib, c);
     }
     return rc;
 }
@@ -227,11 +259,16 @@ static int next_concat(cv_inbox *ib, cv_record *rec)
             if (c->rank <= ib->cur_rank || !c->open)
                 continue;
             int rc;
-            while ((rc = cv_channel_recv(c->ch, rec)) == 1)
-                if (!(rec->flags & CV_REC_WATERMARK) && (rc = spill_write(c, rec)) < 0)
+            while ((rc = cv_channel_recv(c->ch, rec)) == 1) {
+                if (rec->flags & CV_REC_MARK)
+                    rc = got_mark(ib, c, rec);
+                else if (!(rec->flags & CV_REC_WATERMARK))
+                    rc = spill_write(c, rec);
+                if (rc < 0)
                     return rc;
+            }
             if (rc == 0)
-                mark_closed(c);
+                mark_closed(ib, c);
             else if (rc == -EAGAIN)
                 ib->waitlist[nwait++] = c->ch;
             else
@@ -260,12 +297,14 @@ static int next_source(cv_inbox *ib, cv_record *rec)
                     if (c->head.flags & CV_REC_WATERMARK) {
                         if (c->head.seq > c->low)
                             c->low = c->head.seq;
+                        if ((c->head.flags & CV_REC_MARK) && (rc = got_mark(ib, c, &c->head)) < 0)
+                            return rc;
                         continue;
                     }
                     c->has_head = 1;
                     c->low = c->head.seq;
                 } else if (rc == 0) {
-                    mark_closed(c);
+                    mark_closed(ib, c);
                 } else if (rc == -EAGAIN) {
                     ib->waitlist[nwait++] = c->ch;
                     break;

@@ -33,9 +33,15 @@ typedef struct cv_in_chan {
     int has_head;
     cv_record head;
     uint64_t low;           /* source: the lowest seq that may still come */
+    uint64_t mark;          /* the highest flush marker seen on it */
     FILE *spill;            /* concat: what arrived before its turn */
     int replaying;
 } cv_in_chan;
+
+/* Called when a flush marker has come on every open input (its seq N: see
+ * CV_REC_MARK in channel.h), before the inbox returns anything after it.
+ * 0, or -errno, which the inbox returns. */
+typedef int (*cv_inbox_mark_fn)(void *arg, uint64_t mark);
 
 typedef struct cv_inbox {
     cv_in_chan *in;
@@ -55,6 +61,9 @@ typedef struct cv_inbox {
     cv_channel **waitlist;
     cv_inbox_wait_fn wait;
     void *wait_arg;
+    uint64_t mark;          /* the highest marker seen on every open input */
+    cv_inbox_mark_fn on_mark;   /* NULL: markers are dropped like watermarks */
+    void *mark_arg;
 } cv_inbox;
 
 /* STATS[i] are the counters of CHANS[i], RANKS[i] its rank (concat and
@@ -62,6 +71,8 @@ typedef struct cv_inbox {
 void cv_inbox_init(cv_inbox *ib, cv_channel **chans, cv_channel_stats *const *stats,
                    const unsigned *ranks, size_t n, enum cv_order order, cv_inbox_wait_fn wait,
                    void *wait_arg);
+/* Flush markers: ON_MARK(ARG, N) when marker N has come on every input. */
+void cv_inbox_on_mark(cv_inbox *ib, cv_inbox_mark_fn on_mark, void *arg);
 /* 1 and the next item (data valid until the next call), 0 when every input
  * has ended, -errno on error.  Watermarks are consumed here, never returned.
  * Inline, below: it is called once per item. */
