@@ -59,6 +59,22 @@ check_PROGRAMS += tests/exec_echo
 tests_exec_echo_SOURCES = tests/exec_echo.c
 EXTRA_tests_test_e2e_exec_DEPENDENCIES = tests/exec_echo$(EXEEXT)
 
+# A pipeline inside a program: the suite is the program (public API only).
+check_PROGRAMS += tests/test_embed
+TESTS += tests/test_embed
+tests_test_embed_SOURCES = tests/test_embed.c $(E2E_SOURCES)
+tests_test_embed_CFLAGS = $(TEST_CFLAGS)
+tests_test_embed_LDADD = framework/libconveyor.la $(CRITERION_LIBS) -lpthread
+EXTRA_tests_test_embed_DEPENDENCIES = conveyor-host $(check_LTLIBRARIES) $(pkglib_LTLIBRARIES)
+
+# examples/embed.c, run by tests/example-embed.sh against its expected output.
+check_PROGRAMS += examples/embed
+examples_embed_SOURCES = examples/embed.c
+examples_embed_LDADD = framework/libconveyor.la
+TESTS += tests/example-embed.sh
+EXTRA_DIST += tests/example-embed.sh
+tests/example-embed.sh.log: examples/embed$(EXEEXT) $(pkglib_LTLIBRARIES)
+
 # Unit tests of graph validation and compilation.
 check_PROGRAMS += tests/test_graph
 TESTS += tests/test_graph

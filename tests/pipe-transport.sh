@@ -4,7 +4,7 @@
 # default; pipe is the reference implementation).
 status=0
 for t in test_e2e_linear test_e2e_failures test_e2e_config test_e2e_topology test_e2e_abi test_e2e_io \
-         test_e2e_observe test_e2e_exec; do
+         test_e2e_observe test_e2e_exec test_embed; do
     echo "== $t (CONVEYOR_TRANSPORT=pipe)"
     CONVEYOR_TRANSPORT=pipe "${CONVEYOR_BUILDDIR:-.}/tests/$t" --jobs 2 || status=1
 done

@@ -602,6 +602,7 @@ int cv_embed_push(cv_embed *e, const void *item, size_t len, int timeout_ms)
                  : cv_run_emit_item(r, e->route, seq, item, len, 0, item, len);
     if (rc == 0) {
         e->pushed = seq;
+        r->pstats[e->src].items_out = seq;     /* the program's line: read by the host */
         r->n_out++;
         r->source_low = seq + 1;
         /* Pushing is the program's last act for all the pipeline knows:
