@@ -73,7 +73,16 @@ examples_embed_SOURCES = examples/embed.c
 examples_embed_LDADD = framework/libconveyor.la
 TESTS += tests/example-embed.sh
 EXTRA_DIST += tests/example-embed.sh
-tests/example-embed.sh.log: examples/embed$(EXEEXT) $(pkglib_LTLIBRARIES)
+# (Through a variable, so automake keeps its own recipe for this log.)
+EXAMPLE_EMBED_LOG = tests/example-embed.sh.log
+$(EXAMPLE_EMBED_LOG): examples/embed$(EXEEXT) $(pkglib_LTLIBRARIES)
+
+# The Python binding (ctypes over the library), when python3 is there.
+TESTS += tests/python-binding.sh
+EXTRA_DIST += tests/python-binding.sh bindings/python/conveyor_embed.py \
+	bindings/python/test_conveyor_embed.py
+PYTHON_BINDING_LOG = tests/python-binding.sh.log
+$(PYTHON_BINDING_LOG): framework/libconveyor.la $(check_LTLIBRARIES) $(pkglib_LTLIBRARIES)
 
 # Unit tests of graph validation and compilation.
 check_PROGRAMS += tests/test_graph
