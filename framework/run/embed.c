@@ -580,7 +580,26 @@ int cv_embed_pull(cv_embed *e, const void **item, size_t *len, uint64_t *seq, in
 
 /* --- pushing --------------------------------------------------------------- */
 
+/* Publishes what the program sent (and, for order = source merges
+ * downstream, how far it got). */
+static void publish_pushed(cv_embed *e)
+{
+    cv_run *r = &e->run;
+    cv_run_sync_watermarks(r);
+    for (size_t i = 0; i < r->nouts; i++)
+        cv_channel_publish(r->outs[i]);
+}
+
+/* A push; PUBLISH: make it visible at once (a batch publishes once for
+ * many pushes, before it pulls or waits). */
+static int push_one(cv_embed *e, const void *item, size_t len, int timeout_ms, int publish);
+
 int cv_embed_push(cv_embed *e, const void *item, size_t len, int timeout_ms)
+{
+    return push_one(e, item, len, timeout_ms, 1);
+}
+
+static int push_one(cv_embed *e, const void *item, size_t len, int timeout_ms, int publish)
 {
     cv_run *r = &e->run;
     if (e->input_closed)
@@ -605,12 +624,13 @@ int cv_embed_push(cv_embed *e, const void *item, size_t len, int timeout_ms)
         r->pstats[e->src].items_out = seq;     /* the program's line: read by the host */
         r->n_out++;
         r->source_low = seq + 1;
-        /* Pushing is the program's last act for all the pipeline knows:
-         * what it sent must be visible now (and, for order = source
-         * merges, how far it got). */
-        cv_run_sync_watermarks(r);
-        for (size_t i = 0; i < r->nouts; i++)
-            cv_channel_publish(r->outs[i]);
+        /* Pushing may be the program's last act for all the pipeline
+         * knows: what it sent must be visible now.  This costs W8 about
+         * half its rate (a fence, and a first stage that catches up and
+         * sleeps after each item instead of each 256); a batch publishes
+         * once per round instead. */
+        if (publish)
+            publish_pushed(e);
     }
     unguard_sigpipe(&g);
     if (rc == 0)
@@ -852,8 +872,9 @@ int cv_embed_batch(cv_embed *e, const void *const *items, const size_t *lens, si
     if (e->ended || e->input_closed)
         return e->input_closed && !e->ended ? -EINVAL : -EPIPE;
     while (rc == 0) {
-        while (i < n && (rc = cv_embed_push(e, items[i], lens[i], 0)) == 0)
+        while (i < n && (rc = push_one(e, items[i], lens[i], 0, 0)) == 0)
             i++;
+        publish_pushed(e);
         if (rc == -EAGAIN)
             rc = 0;
         if (rc < 0)
