@@ -593,3 +593,55 @@ Test(embed, program_forks, .timeout = 60)
     conveyor_run_free(run);
     conveyor_pipeline_close(pl);
 }
+
+/* A crash while one thread pushes and another pulls: both see -EPIPE. */
+Test(embed, two_threads_and_a_crash, .timeout = 120)
+{
+    conveyor_pipeline *pl = open_ini("[up]\nplugin = text:upper\n"
+                                     "[c]\nplugin = testplug:crash\nat = 20000\n");
+    conveyor_run *run = start(pl);
+    pusher p = {.run = run, .n = 10000000};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, push_all, &p), 0);
+    int rc;
+    const void *item;
+    size_t len;
+    while ((rc = conveyor_run_pull(run, &item, &len, NULL, 30000)) == 0)
+        ;
+    pthread_join(t, NULL);
+    cr_assert_eq(rc, -EPIPE, "pull: %d", rc);
+    cr_assert_eq(p.rc, -EPIPE, "push: %d", p.rc);
+    cr_assert_str_eq(conveyor_run_error(run),
+                     "error: stage 'c' was killed by SIGSEGV (Segmentation fault) while "
+                     "processing item 20000; the pipeline is stopped");
+    cr_assert_eq(conveyor_run_finish(run), 1);
+    conveyor_run_free(run);
+    cr_assert_eq(shm_left(getpid()), 0);
+    conveyor_pipeline_close(pl);
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+}
+
+/* The program's handlers stay, and a program that has its children reaped
+ * for it (SIGCHLD ignored) still gets the run's status. */
+Test(embed, program_signals_untouched, .timeout = 60)
+{
+    struct sigaction pipe_sa = {.sa_handler = on_signal}, old;
+    sigemptyset(&pipe_sa.sa_mask);
+    cr_assert_eq(sigaction(SIGPIPE, &pipe_sa, NULL), 0);
+    signal(SIGCHLD, SIG_IGN);
+    conveyor_pipeline *pl = open_ini(CHAIN);
+    conveyor_run *run = start(pl);
+    push_text(run, "a");
+    cr_assert_str_eq(pull_text(run, NULL), "<A");
+    cr_assert_eq(conveyor_run_finish(run), 0);
+    conveyor_run_free(run);
+    conveyor_pipeline_close(pl);
+    cr_assert_eq(sigaction(SIGPIPE, NULL, &old), 0);
+    cr_assert_eq(old.sa_handler, on_signal);
+    cr_assert_eq(sigaction(SIGCHLD, NULL, &old), 0);
+    cr_assert_eq(old.sa_handler, SIG_IGN);
+}

@@ -91,11 +91,17 @@ struct cv_embed {
     size_t qhead, qtail, qcap;
 
     /* the end */
-    int ended;                  /* the host is reaped: status is final */
+    pthread_mutex_t end_lock;   /* a pusher and a puller may both see it */
+    int ended;                  /* the host is reaped: status is final (atomic) */
     int stopped;                /* ended by cv_embed_stop */
     int status;
     char *error;
 };
+
+static int has_ended(const cv_embed *e)
+{
+    return __atomic_load_n(&e->ended, __ATOMIC_ACQUIRE);
+}
 
 /* --- the program's runs: exits and forks --------------------------------- */
 
@@ -119,7 +125,7 @@ static void runs_parent(void)
 static void runs_child(void)
 {
     for (cv_embed *e = runs; e; e = e->next) {
-        if (e->owner == getpid() || e->ended)
+        if (e->owner == getpid() || !e->resources)
             continue;
         close(e->life_fd);
         close(e->status_fd);
@@ -142,7 +148,7 @@ static void runs_at_exit(void)
     cv_embed *list = runs;
     pthread_mutex_unlock(&runs_lock);
     for (cv_embed *e = list; e; e = e->next)
-        if (e->owner == getpid() && !e->ended)
+        if (e->owner == getpid() && !has_ended(e))
             cv_embed_stop(e);
 }
 
@@ -223,7 +229,7 @@ static int wait_budget(int timeout, struct timespec *until, int *until_set)
  * flag). */
 static int host_failed(cv_embed *e, int look)
 {
-    if (e->ended || __atomic_load_n(&e->sh->stopping, __ATOMIC_ACQUIRE))
+    if (has_ended(e) || __atomic_load_n(&e->sh->stopping, __ATOMIC_ACQUIRE))
         return 1;
     if (!look)
         return 0;
@@ -245,17 +251,22 @@ static void take_error(cv_embed *e)
 
 /* Unmaps and closes the program's copy of everything the run shares (the
  * host removed the segment's name; removing it again is harmless and
- * covers a host that was killed). */
+ * covers a host that was killed).  Only where no push or pull may run:
+ * finish, stop, free. */
 static void release(cv_embed *e)
 {
     if (!e->resources)
         return;
+    runs_remove(e);
     take_error(e);
     cv_inbox_free(&e->inbox);
     cv_run_destroy(&e->run);
     cv_shared_free(e->sh, sizeof *e->sh);
     e->sh = NULL;
     e->resources = 0;
+    close(e->status_fd);
+    close(e->life_fd);
+    e->status_fd = e->life_fd = -1;
 }
 
 static int read_status(int fd, int *status)
@@ -272,11 +283,16 @@ static int read_status(int fd, int *status)
     return 0;
 }
 
-/* Waits for the host's end and reaps it: the run's status and error. */
+/* Waits for the host's end and reaps it: the run's status and error.
+ * A pusher and a puller may both come here; the mappings stay until
+ * release (the other may still be inside a channel). */
 static void collect(cv_embed *e)
 {
-    if (e->ended)
+    pthread_mutex_lock(&e->end_lock);
+    if (e->ended) {
+        pthread_mutex_unlock(&e->end_lock);
         return;
+    }
     int status = 0, ws = 0;
     int have = read_status(e->status_fd, &status) == 0;
     pid_t w;
@@ -298,12 +314,9 @@ static void collect(cv_embed *e)
         status = w == e->host && WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : CONVEYOR_EXIT_FAILED;
     }
     e->status = status;
-    e->ended = 1;
-    release(e);
-    close(e->status_fd);
-    close(e->life_fd);
-    e->status_fd = e->life_fd = -1;
-    runs_remove(e);
+    take_error(e);
+    __atomic_store_n(&e->ended, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&e->end_lock);
 }
 
 /* The run failed (or was stopped): its end is collected, -EPIPE. */
@@ -331,13 +344,19 @@ static void host_on_stop(void *arg)
  * pipe closes, then conveyor-host's supervisor. */
 _Noreturn static void host_main(cv_embed *e, int status_w, int life_r)
 {
-    sigset_t term;
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
-    sigprocmask(SIG_SETMASK, &term, NULL);
+    /* It was forked with every signal blocked (no handler of the program
+     * may run here); a terminal's signals that came before setpgid are
+     * kept for the supervisor, which stops the run on them. */
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGHUP);
+    sigaddset(&stops, SIGQUIT);
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             signal(sig, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &stops, NULL);
     setpgid(0, 0);
     close(e->status_fd);
     close(e->life_fd);
@@ -555,7 +574,7 @@ int cv_embed_pull(cv_embed *e, const void **item, size_t *len, uint64_t *seq, in
 {
     if (queue_take(e, item, len, seq))
         return 0;
-    if (e->ended)
+    if (has_ended(e))
         return e->stopped || (e->outputs_ended && e->status == 0) ? CV_EMBED_END : -EPIPE;
     if (e->armed) {
         cv_channels_disarm(e->ins, e->nins);
@@ -604,7 +623,7 @@ static int push_one(cv_embed *e, const void *item, size_t len, int timeout_ms, i
     cv_run *r = &e->run;
     if (e->input_closed)
         return -EINVAL;
-    if (e->ended || host_failed(e, 0))
+    if (host_failed(e, 0))
         return failed(e);
     if (len > r->cfg->max_item)
         return -EMSGSIZE;
@@ -730,8 +749,8 @@ static int marked(cv_embed *e, uint64_t mark)
 
 int cv_embed_flush(cv_embed *e, int timeout_ms)
 {
-    if (e->ended)
-        return e->stopped ? -EPIPE : failed(e);
+    if (has_ended(e))
+        return -EPIPE;
     if (e->input_closed)
         return 0;       /* finish took every output in */
     if (host_failed(e, 0))
@@ -753,22 +772,23 @@ static int all_out(cv_embed *e, uint64_t unused)
 
 int cv_embed_finish(cv_embed *e)
 {
-    if (e->ended)
-        return e->status;
-    cv_run *r = &e->run;
-    r->pstats[e->src].items_out = e->pushed;
-    if (pump(e, step_close, all_out, 0, -1) == 0)
+    if (!has_ended(e)) {
+        e->run.pstats[e->src].items_out = e->pushed;
+        (void)pump(e, step_close, all_out, 0, -1);     /* a failure is collected there */
         collect(e);
+    }
+    release(e);
     return e->status;
 }
 
 int cv_embed_stop(cv_embed *e)
 {
-    if (e->ended)
-        return e->status;
-    e->stopped = 1;
-    kill(e->host, SIGTERM);
-    collect(e);
+    if (!has_ended(e)) {
+        e->stopped = 1;
+        kill(e->host, SIGTERM);
+        collect(e);
+    }
+    release(e);
     return e->status;
 }
 
@@ -869,8 +889,8 @@ int cv_embed_batch(cv_embed *e, const void *const *items, const size_t *lens, si
     batch b = {.first = e->pushed + 1, .n = n, .fn = fn, .arg = arg, .keep = !e->monotonic};
     int rc = 0;
     size_t i = 0;
-    if (e->ended || e->input_closed)
-        return e->input_closed && !e->ended ? -EINVAL : -EPIPE;
+    if (has_ended(e) || e->input_closed)
+        return e->input_closed && !has_ended(e) ? -EINVAL : -EPIPE;
     while (rc == 0) {
         while (i < n && (rc = push_one(e, items[i], lens[i], 0, 0)) == 0)
             i++;
@@ -1019,6 +1039,7 @@ int cv_embed_start(const cv_plan *plan, const conveyor_stage *const *stages, cv_
     *out = NULL;
     pthread_once(&runs_once, runs_init);
     cv_embed *e = cv_calloc(1, sizeof *e);
+    pthread_mutex_init(&e->end_lock, NULL);
     e->plan = plan;
     e->src = 0;
     e->snk = (int)plan->nprocs - 1;
@@ -1056,7 +1077,12 @@ int cv_embed_start(const cv_plan *plan, const conveyor_stage *const *stages, cv_
     e->owner = getpid();
     /* The host's copy of the program's stdio buffers must be empty. */
     fflush(NULL);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_t pid = fork();
+    if (pid != 0)
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
         cv_error("fork: %s", strerror(errno));
         e->ended = 1;
@@ -1115,9 +1141,10 @@ void cv_embed_free(cv_embed *e)
 {
     if (!e)
         return;
-    if (!e->ended && e->host > 0)
+    if (!has_ended(e) && e->host > 0)
         cv_embed_stop(e);
     release(e);
+    pthread_mutex_destroy(&e->end_lock);
     if (e->epoll_fd >= 0)
         close(e->epoll_fd);
     if (e->notify_fd >= 0)
