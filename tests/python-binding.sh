@@ -6,6 +6,14 @@ build=${CONVEYOR_BUILDDIR:-.}
 src=${CONVEYOR_SRCDIR:-.}
 lib="$build/framework/.libs/libconveyor.so"
 [ -f "$lib" ] || { echo "no $lib (a static-only build?)"; exit 1; }
+# A library built with --enable-sanitizers needs its runtimes loaded first
+# (python3 itself is not instrumented, and its own leaks are not ours).
+pre=$(ldd "$lib" 2>/dev/null | sed -n 's/^[[:space:]]*lib\(asan\|ubsan\)[^ ]* => \([^ ]*\).*/\2/p' | tr '\n' ':')
+if [ -n "$pre" ]; then
+    LD_PRELOAD="${pre%:}${LD_PRELOAD:+:$LD_PRELOAD}"
+    ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+    export LD_PRELOAD ASAN_OPTIONS
+fi
 mkdir -p "$build/tests/tmp"
 status=0
 for transport in ring pipe; do
