@@ -3,7 +3,8 @@
  * the two stages of embed.ini and pulled back as they come, a flush, a
  * second batch with conveyor_run_batch, then the end of the run.
  *
- *     examples/embed [PIPELINE.ini]      (default: examples/embed.ini)
+ *     examples/embed [PIPELINE.ini [COUNT]]   (default: examples/embed.ini,
+ *                                             a million)
  *
  * prints what is in examples/embed.expected.
  */
@@ -15,7 +16,6 @@
 
 #include <conveyor/host.h>
 
-#define N 1000000
 
 typedef struct tally {
     uint64_t outputs, sum, next_seq;
@@ -72,6 +72,7 @@ static int fail(conveyor_run *run, const char *what, int rc)
 int main(int argc, char **argv)
 {
     const char *path = argc > 1 ? argv[1] : "examples/embed.ini";
+    int N = argc > 2 ? atoi(argv[2]) : 1000000;
     char err[512];
     conveyor_pipeline *pl;
     conveyor_run *run;

@@ -109,10 +109,10 @@ $(SERIAL_LOG): $(filter-out $(SERIAL_LOG),$(TESTS:=.log))
 # Two restart tests are left out there: they find the host's children and
 # time a signal, which the valgrind wrapper process changes; what they run is
 # run under valgrind by the other restart tests.
-EXTRA_DIST += tests/valgrind-host.sh
+EXTRA_DIST += tests/valgrind-host.sh tests/valgrind-embed.sh
 VALGRIND_SUITES = tests/test_e2e_linear tests/test_e2e_failures tests/test_e2e_config \
 	tests/test_e2e_abi tests/test_e2e_topology tests/test_e2e_pool tests/test_e2e_exec
-check-valgrind: $(VALGRIND_SUITES) tests/test_e2e_restart
+check-valgrind: $(VALGRIND_SUITES) tests/test_e2e_restart tests/test_embed examples/embed
 	@status=0; $(AM_TESTS_ENVIRONMENT) \
 	CONVEYOR_HOST='$(abs_top_srcdir)/tests/valgrind-host.sh'; export CONVEYOR_HOST; \
 	for t in $(VALGRIND_SUITES); do \
@@ -120,6 +120,7 @@ check-valgrind: $(VALGRIND_SUITES) tests/test_e2e_restart
 	done; \
 	echo "== tests/test_e2e_restart under valgrind"; \
 	./tests/test_e2e_restart --jobs 2 --filter 'restart/!(kill_9*|sigterm*)' || status=1; \
+	$(SHELL) $(abs_top_srcdir)/tests/valgrind-embed.sh || status=1; \
 	exit $$status
 .PHONY: check-valgrind
 
