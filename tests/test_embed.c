@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -507,9 +508,10 @@ Test(embed, refused_pipelines, .timeout = 60)
 
 /* --- the program's end: exit, kill, fork ---------------------------------- */
 
-/* In a child: starts CHAIN, pushes an item, writes the host's pid to FD,
- * waits until GO is closed, then ends as HOW says: 0 exit() without
- * finish, 1 waits to be killed. */
+/* In a child: starts CHAIN, pushes an item, writes the host's pid to FD
+ * (and with HOW 2 the pid of a child of its own that lives on), waits
+ * until GO is closed, then ends as HOW says: 0 exit() without finish, 1
+ * and 2 wait to be killed. */
 static void child_program(int fd, int go, int how)
 {
     conveyor_pipeline *pl = open_ini(CHAIN);
@@ -518,6 +520,19 @@ static void child_program(int fd, int go, int how)
     push_text(run, "abc");
     if (write(fd, &host, sizeof host) != sizeof host)
         _exit(3);
+    if (how == 2) {
+        pid_t other = fork();
+        if (other == 0) {
+            /* Not the test's output: a failing test must not hang on it. */
+            int null = open("/dev/null", O_RDWR);
+            dup2(null, STDOUT_FILENO);
+            dup2(null, STDERR_FILENO);
+            for (;;)
+                pause();
+        }
+        if (write(fd, &other, sizeof other) != sizeof other)
+            _exit(3);
+    }
     char c;
     while (read(go, &c, 1) > 0)
         ;
@@ -542,23 +557,43 @@ static void program_ends(int how)
     }
     close(p[1]);
     close(go[0]);
-    pid_t host = 0;
+    pid_t host = 0, other = 0;
     cr_assert_eq(read(p[0], &host, sizeof host), (ssize_t)sizeof host);
+    if (how == 2)
+        cr_assert_eq(read(p[0], &other, sizeof other), (ssize_t)sizeof other);
     close(p[0]);
     cr_assert_eq(shm_left(kid), 1, "the run's segment while it runs");
     pid_t stages[8];
     size_t n = children_of(host, stages, 8);
     cr_assert_eq(n, 2);
-    if (how == 1)
+    if (how != 0)
         kill(kid, SIGKILL);
     close(go[1]);
     int ws;
     cr_assert_eq(waitpid(kid, &ws, 0), kid);
-    cr_assert(gone(host), "the host is gone");
+    int host_gone = gone(host), stages_gone = 1;
     for (size_t i = 0; i < n; i++)
-        cr_assert(gone(stages[i]), "stage process %ld is gone", (long)stages[i]);
+        stages_gone &= gone(stages[i]);
+    char st = 0;
+    pid_t pp;
+    int other_lives = other > 0 && proc_stat(other, &st, &pp) == 0 && st != 'Z';
+    if (other > 0)
+        kill(other, SIGKILL);
+    if (!host_gone)
+        kill(host, SIGKILL);    /* what a failure would leave: not for the next tests */
+    cr_assert(host_gone, "the host is gone");
+    cr_assert(stages_gone, "every stage process is gone");
     /* The host removes the segment before it ends. */
     cr_assert_eq(shm_left(kid), 0, "nothing left in /dev/shm");
+    if (other > 0)
+        cr_assert(other_lives, "the program's own child lived on");
+}
+
+/* A child the program forked outlives it: it holds none of the run's
+ * descriptors, so the host still sees the program go. */
+Test(embed, program_killed_its_child_lives_on, .timeout = 60)
+{
+    program_ends(2);
 }
 
 Test(embed, program_exits_without_finish, .timeout = 60)
