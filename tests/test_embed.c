@@ -680,3 +680,44 @@ Test(embed, program_signals_untouched, .timeout = 60)
     cr_assert_eq(sigaction(SIGCHLD, NULL, &old), 0);
     cr_assert_eq(old.sa_handler, SIG_IGN);
 }
+
+/* A large item that can only go out in pieces (pool_size = 0), pushed
+ * with a time limit into a full ring: it goes whole or not at all, and
+ * what follows it is intact. */
+Test(embed, large_item_into_a_full_channel, .timeout = 120)
+{
+    const char *t = getenv("CONVEYOR_TRANSPORT");
+    if (t && strcmp(t, "pipe") == 0) {
+        cr_skip_test("a pipe takes an item over PIPE_BUF whole, waiting (conveyor/host.h)");
+        return;
+    }
+    conveyor_pipeline *pl = open_ini("[pipeline]\npool_size = 0\n"
+                                     "[s]\nplugin = testplug:slow\nusec = 100000\n");
+    conveyor_run *run = start(pl);
+    size_t big = 1 << 20, huge = 3 << 20;
+    char *data = malloc(huge);
+    for (size_t i = 0; i < huge; i++)
+        data[i] = (char)('a' + i % 26);
+    size_t sizes[64];
+    int n = 0, rc;
+    while (n < 40 && (rc = conveyor_run_push(run, data, big, 0)) == 0)
+        sizes[n++] = big;
+    cr_assert_lt(n, 40, "the channel filled up");
+    rc = conveyor_run_push(run, data, huge, 10);
+    cr_assert(rc == 0 || rc == -EAGAIN, "push: %d", rc);
+    if (rc == 0)
+        sizes[n++] = huge;
+    cr_assert_eq(conveyor_run_push(run, "end", 3, -1), 0);
+    sizes[n++] = 3;
+    for (int i = 0; i < n; i++) {
+        const void *item;
+        size_t len;
+        cr_assert_eq(conveyor_run_pull(run, &item, &len, NULL, 60000), 0, "output %d", i);
+        cr_assert_eq(len, sizes[i], "output %d: %zu bytes, expected %zu", i, len, sizes[i]);
+        cr_assert_eq(memcmp(item, len == 3 ? "end" : data, len), 0, "output %d differs", i);
+    }
+    cr_assert_eq(conveyor_run_finish(run), 0);
+    conveyor_run_free(run);
+    conveyor_pipeline_close(pl);
+    free(data);
+}

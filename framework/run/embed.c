@@ -415,9 +415,11 @@ static int push_wait(cv_run *r, cv_channel **reads, size_t nreads, int extra_fd)
     r->pstats[e->src].items_out = e->pushed;
     if (host_failed(e, 0))
         return -EPIPE;
+    /* Committed: a replicate sent it on a branch already, or a large item
+     * went out in part (the ring must get the rest of that record next). */
     int committed = 0;
     for (size_t i = 0; i < r->nouts; i++)
-        if (r->view[r->out_ids[i]] >= e->push_seq)
+        if (r->view[r->out_ids[i]] >= e->push_seq || cv_channel_midway(r->outs[i]))
             committed = 1;
     int ms = wait_budget(committed ? -1 : e->push_ms, &e->push_until, &e->push_until_set);
     if (ms < 0)
@@ -599,6 +601,55 @@ int cv_embed_pull(cv_embed *e, const void **item, size_t *len, uint64_t *seq, in
 
 /* --- pushing --------------------------------------------------------------- */
 
+/* Pipes: the program's end buffers what it sends, and nothing would write
+ * a buffered rest once the program stops pushing.  So a push waits (up to
+ * its time) until every output pipe can take a page, which a record of up
+ * to PIPE_BUF bytes then fills at once or not at all, and after the send
+ * until nothing is left in the buffer (a larger record may go in part:
+ * then without a limit, as it is sent).  0, -EAGAIN or -EPIPE. */
+static int pipe_room(cv_embed *e, int timeout_ms)
+{
+    cv_run *r = &e->run;
+    struct pollfd fds[64];
+    size_t n = r->nouts < 63 ? r->nouts : 63;
+    struct timespec until;
+    int until_set = 0;
+    for (;;) {
+        for (size_t i = 0; i < n; i++)
+            fds[i] = (struct pollfd){.fd = cv_channel_write_fd(r->outs[i]), .events = POLLOUT};
+        fds[n] = (struct pollfd){.fd = e->status_fd, .events = POLLIN};
+        int ready = 0, rc = poll(fds, n + 1, 0);
+        for (size_t i = 0; rc > 0 && i < n; i++)
+            ready += (fds[i].revents & (POLLOUT | POLLERR)) != 0;
+        if (rc > 0 && fds[n].revents)
+            return -EPIPE;
+        if (ready == (int)n)
+            return 0;
+        int ms = wait_budget(timeout_ms, &until, &until_set);
+        if (ms < 0)
+            return -EAGAIN;
+        if (poll(fds, n + 1, ms) < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+static int pipe_drain(cv_embed *e)
+{
+    cv_run *r = &e->run;
+    for (;;) {
+        int pending = 0;
+        for (size_t i = 0; i < r->nouts; i++) {
+            cv_channel_publish(r->outs[i]);
+            pending |= cv_channel_pending(r->outs[i]);
+        }
+        if (!pending)
+            return 0;
+        int rc = wait_end(e, NULL, 0, r->outs, r->nouts, SLICE_MS);
+        if (rc < 0)
+            return rc;
+    }
+}
+
 /* Publishes what the program sent (and, for order = source merges
  * downstream, how far it got). */
 static void publish_pushed(cv_embed *e)
@@ -635,9 +686,13 @@ static int push_one(cv_embed *e, const void *item, size_t len, int timeout_ms, i
     e->push_until_set = 0;
     pipe_guard g;
     guard_sigpipe(e, &g);
-    int rc = cv_run_emit_direct(r, seq, item, len)
+    int rc = e->pipes ? pipe_room(e, timeout_ms) : 0;
+    if (rc == 0)
+        rc = cv_run_emit_direct(r, seq, item, len)
                  ? 0
                  : cv_run_emit_item(r, e->route, seq, item, len, 0, item, len);
+    if (rc == 0 && e->pipes)
+        rc = pipe_drain(e);
     if (rc == 0) {
         e->pushed = seq;
         r->pstats[e->src].items_out = seq;     /* the program's line: read by the host */
@@ -654,7 +709,7 @@ static int push_one(cv_embed *e, const void *item, size_t len, int timeout_ms, i
     unguard_sigpipe(&g);
     if (rc == 0)
         return 0;
-    if (rc == -ETIMEDOUT)
+    if (rc == -ETIMEDOUT || rc == -EAGAIN)
         return -EAGAIN;
     if (rc == -EPIPE || host_failed(e, 1))
         return failed(e);

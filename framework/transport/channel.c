@@ -106,6 +106,16 @@ void cv_channels_disarm(cv_channel **read, size_t nread)
         read[0]->ops->disarm(read, nread, NULL, 0);
 }
 
+int cv_channel_midway(const cv_channel *ch)
+{
+    return ch->ops->midway ? ch->ops->midway(ch) : 0;
+}
+
+int cv_channel_write_fd(const cv_channel *ch)
+{
+    return ch->ops->write_fd ? ch->ops->write_fd(ch) : -1;
+}
+
 int cv_channel_read_fd(const cv_channel *ch)
 {
     return ch->ops->read_fd ? ch->ops->read_fd(ch) : -1;

@@ -159,8 +159,13 @@ int cv_channels_wait_fd(cv_channel **read, size_t nread, cv_channel **write, siz
  * nothing (their descriptors are readable by themselves): 0. */
 int cv_channels_arm(cv_channel **read, size_t nread);
 void cv_channels_disarm(cv_channel **read, size_t nread);
+/* 1 when a record went out in part (a large one, in pieces): the next send
+ * on this channel must be the same record again. */
+int cv_channel_midway(const cv_channel *ch);
 /* The descriptor a pipe channel's consumer reads, or -1 (rings). */
 int cv_channel_read_fd(const cv_channel *ch);
+/* The descriptor a pipe channel's producer writes, or -1 (rings). */
+int cv_channel_write_fd(const cv_channel *ch);
 
 uint64_t cv_channel_queued(const cv_channel *ch);  /* sent - received, shared */
 
@@ -206,6 +211,8 @@ struct cv_channel_ops {
     int (*arm)(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite);
     void (*disarm)(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite);
     int (*read_fd)(const cv_channel *ch);   /* NULL: none */
+    int (*write_fd)(const cv_channel *ch);  /* NULL: none */
+    int (*midway)(const cv_channel *ch);    /* NULL: never */
 };
 
 struct cv_channel {

@@ -377,6 +377,11 @@ static int pipe_read_fd(const cv_channel *base)
     return ((const pipe_channel *)base)->rfd;
 }
 
+static int pipe_write_fd(const cv_channel *base)
+{
+    return ((const pipe_channel *)base)->wfd;
+}
+
 static const struct cv_channel_ops pipe_ops = {
     .keep = pipe_keep,
     .send = pipe_send,
@@ -392,4 +397,5 @@ static const struct cv_channel_ops pipe_ops = {
     .queued = pipe_queued,
     .destroy = pipe_destroy,
     .read_fd = pipe_read_fd,
+    .write_fd = pipe_write_fd,
 };

@@ -156,8 +156,14 @@ typedef struct conveyor_run conveyor_run;
 CONVEYOR_API int conveyor_pipeline_start(conveyor_pipeline *pl, conveyor_run **run);
 
 /* Pushes one item (LEN bytes, copied).  Waits while the first channel is
- * full (back-pressure) up to TIMEOUT_MS.  A pipeline that forks its input
- * (replicate) waits without a limit once part of the item went out. */
+ * full (back-pressure) up to TIMEOUT_MS.  Once part of the item went out
+ * it waits without a limit for the rest: with a fork right after the
+ * input (replicate: the item goes on every branch), with a ring item sent
+ * in pieces (pool_size = 0, over a quarter of the ring), and with
+ * transport = pipe an item over 4080 bytes (a pipe takes PIPE_BUF bytes
+ * whole or not at all): such a push returns only once the item is in,
+ * so a program pushing those from the thread that pulls must not let the
+ * outputs fill up. */
 CONVEYOR_API int conveyor_run_push(conveyor_run *run, const void *item, size_t len,
                                    int timeout_ms);
 
