@@ -73,6 +73,12 @@ examples_embed_SOURCES = examples/embed.c
 examples_embed_LDADD = framework/libconveyor.la
 TESTS += tests/example-embed.sh
 EXTRA_DIST += tests/example-embed.sh
+# examples/ is distributed as a folder: not what building the example left there.
+dist-hook: dist-examples-clean
+dist-examples-clean:
+	rm -rf $(distdir)/examples/.deps $(distdir)/examples/.libs $(distdir)/examples/.dirstamp \
+	    $(distdir)/examples/*.o $(distdir)/examples/embed$(EXEEXT)
+.PHONY: dist-examples-clean
 # (Through a variable, so automake keeps its own recipe for this log.)
 EXAMPLE_EMBED_LOG = tests/example-embed.sh.log
 $(EXAMPLE_EMBED_LOG): examples/embed$(EXEEXT) $(pkglib_LTLIBRARIES)
