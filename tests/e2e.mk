@@ -115,7 +115,7 @@ $(SERIAL_LOG): $(filter-out $(SERIAL_LOG),$(TESTS:=.log))
 # Two restart tests are left out there: they find the host's children and
 # time a signal, which the valgrind wrapper process changes; what they run is
 # run under valgrind by the other restart tests.
-EXTRA_DIST += tests/valgrind-host.sh tests/valgrind-embed.sh
+EXTRA_DIST += tests/valgrind-host.sh tests/valgrind-embed.sh tests/valgrind-criterion.supp
 VALGRIND_SUITES = tests/test_e2e_linear tests/test_e2e_failures tests/test_e2e_config \
 	tests/test_e2e_abi tests/test_e2e_topology tests/test_e2e_pool tests/test_e2e_exec
 check-valgrind: $(VALGRIND_SUITES) tests/test_e2e_restart tests/test_embed examples/embed

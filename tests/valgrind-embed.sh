@@ -12,7 +12,7 @@ vg() {
     "$build/libtool" --mode=execute valgrind -q --trace-children=yes \
         --trace-children-skip='/bin/*,/usr/bin/*,/usr/sbin/*' --leak-check=full \
         --show-leak-kinds=definite --errors-for-leak-kinds=definite --error-exitcode=99 \
-        --log-file="$logs/%p.log" "$@"
+        --suppressions="$src/tests/valgrind-criterion.supp" --log-file="$logs/%p.log" "$@"
 }
 status=0
 echo "== examples/embed under valgrind"
