@@ -88,6 +88,37 @@ check_PROGRAMS += tests/exec_echo
 tests_exec_echo_SOURCES = tests/exec_echo.c
 EXTRA_tests_test_e2e_exec_DEPENDENCIES = tests/exec_echo$(EXEEXT)
 
+# A pipeline inside a program: the suite is the program (public API only).
+check_PROGRAMS += tests/test_embed
+TESTS += tests/test_embed
+tests_test_embed_SOURCES = tests/test_embed.c $(E2E_SOURCES)
+tests_test_embed_CFLAGS = $(TEST_CFLAGS)
+tests_test_embed_LDADD = framework/libconveyor.la $(CRITERION_LIBS) -lpthread
+EXTRA_tests_test_embed_DEPENDENCIES = conveyor-host $(check_LTLIBRARIES) $(pkglib_LTLIBRARIES)
+
+# examples/embed.c, run by tests/example-embed.sh against its expected output.
+check_PROGRAMS += examples/embed
+examples_embed_SOURCES = examples/embed.c
+examples_embed_LDADD = framework/libconveyor.la
+TESTS += tests/example-embed.sh
+EXTRA_DIST += tests/example-embed.sh
+# examples/ is distributed as a folder: not what building the example left there.
+dist-hook: dist-examples-clean
+dist-examples-clean:
+	rm -rf $(distdir)/examples/.deps $(distdir)/examples/.libs $(distdir)/examples/.dirstamp \
+	    $(distdir)/examples/*.o $(distdir)/examples/embed$(EXEEXT)
+.PHONY: dist-examples-clean
+# (Through a variable, so automake keeps its own recipe for this log.)
+EXAMPLE_EMBED_LOG = tests/example-embed.sh.log
+$(EXAMPLE_EMBED_LOG): examples/embed$(EXEEXT) $(pkglib_LTLIBRARIES)
+
+# The Python binding (ctypes over the library), when python3 is there.
+TESTS += tests/python-binding.sh
+EXTRA_DIST += tests/python-binding.sh bindings/python/conveyor_embed.py \
+	bindings/python/test_conveyor_embed.py
+PYTHON_BINDING_LOG = tests/python-binding.sh.log
+$(PYTHON_BINDING_LOG): framework/libconveyor.la $(check_LTLIBRARIES) $(pkglib_LTLIBRARIES)
+
 # Unit tests of graph validation and compilation.
 check_PROGRAMS += tests/test_graph
 TESTS += tests/test_graph
@@ -113,11 +144,11 @@ $(SERIAL_LOG): $(filter-out $(SERIAL_LOG),$(TESTS:=.log))
 # Two restart tests are left out there: they find the host's children and
 # time a signal, which the valgrind wrapper process changes; what they run is
 # run under valgrind by the other restart tests.
-EXTRA_DIST += tests/valgrind-host.sh
+EXTRA_DIST += tests/valgrind-host.sh tests/valgrind-embed.sh tests/valgrind-criterion.supp
 VALGRIND_SUITES = tests/test_e2e_linear tests/test_e2e_failures tests/test_e2e_config \
 	tests/test_e2e_abi tests/test_e2e_topology tests/test_e2e_pool tests/test_e2e_exec \
 	tests/test_e2e_source tests/test_e2e_flush $(E2E_REDIS)
-check-valgrind: $(VALGRIND_SUITES) tests/test_e2e_restart
+check-valgrind: $(VALGRIND_SUITES) tests/test_e2e_restart tests/test_embed examples/embed
 	@status=0; $(AM_TESTS_ENVIRONMENT) \
 	CONVEYOR_HOST='$(abs_top_srcdir)/tests/valgrind-host.sh'; export CONVEYOR_HOST; \
 	for t in $(VALGRIND_SUITES); do \
@@ -125,6 +156,7 @@ check-valgrind: $(VALGRIND_SUITES) tests/test_e2e_restart
 	done; \
 	echo "== tests/test_e2e_restart under valgrind"; \
 	./tests/test_e2e_restart --jobs 2 --filter 'restart/!(kill_9*|sigterm*)' || status=1; \
+	$(SHELL) $(abs_top_srcdir)/tests/valgrind-embed.sh || status=1; \
 	exit $$status
 .PHONY: check-valgrind
 

@@ -15,6 +15,7 @@
 #include "load/loader.h"
 #include "base/log.h"
 #include "base/proctitle.h"
+#include "api/host_api.h"
 #include "run/run.h"
 #include "transport/shm.h"
 #include "base/util.h"
@@ -96,6 +97,16 @@ int conveyor_pipeline_open(const char *path, conveyor_pipeline **out, char *err,
 config_error:
     conveyor_pipeline_close(pl);
     return CONVEYOR_EXIT_CONFIG;
+}
+
+const cv_plan *cv_host_plan(const conveyor_pipeline *pl)
+{
+    return pl->plan;
+}
+
+const conveyor_stage *const *cv_host_stages(const conveyor_pipeline *pl)
+{
+    return pl->stages;
 }
 
 int conveyor_pipeline_run(conveyor_pipeline *pl)

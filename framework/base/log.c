@@ -10,6 +10,31 @@ int cv_log_level = 1;
 static int log_time;
 static const char *line_prefix;
 static const char *origin;
+static char *capture_buf;
+static size_t capture_cap;
+static volatile unsigned *capture_used;
+
+void cv_log_capture(char *buf, size_t cap, volatile unsigned *used)
+{
+    capture_buf = buf;
+    capture_cap = cap;
+    capture_used = used;
+}
+
+/* Appends TEXT (N bytes, its newline included) to the capture buffer, which
+ * several processes share: each line reserves its room with one atomic add,
+ * so lines never overlap; what does not fit is left out. */
+static void capture(const char *text, size_t n)
+{
+    if (!capture_buf)
+        return;
+    unsigned at = __atomic_fetch_add(capture_used, (unsigned)n, __ATOMIC_RELAXED);
+    if ((size_t)at >= capture_cap || n > capture_cap - at) {
+        __atomic_fetch_sub(capture_used, (unsigned)n, __ATOMIC_RELAXED);
+        return;
+    }
+    memcpy(capture_buf + at, text, n);
+}
 
 void cv_log_set_origin(const char *o)
 {
@@ -50,7 +75,8 @@ static void vlog_as(int level, const char *label, const char *fmt, va_list ap)
     int saved = errno;
     int n = 0;
 
-    if (level > cv_log_level)
+    int captured = level <= 0 && *label && capture_buf;
+    if (level > cv_log_level && !captured)
         return;
     if (line_prefix) {
         /* Past the progress line, which the host draws again. */
@@ -60,8 +86,12 @@ static void vlog_as(int level, const char *label, const char *fmt, va_list ap)
     }
     if (log_time)
         n += timestamp(line + n, sizeof line - (size_t)n);
-    int m = snprintf(line + n, sizeof line - (size_t)n, "conveyor-host: %s%s%s",
-                     origin ? origin : "", origin ? ": " : "", label);
+    int m = snprintf(line + n, sizeof line - (size_t)n, "conveyor-host: ");
+    if (m > 0 && (size_t)m < sizeof line - (size_t)n)
+        n += m;
+    int text = n;   /* where what an error capture keeps starts */
+    m = snprintf(line + n, sizeof line - (size_t)n, "%s%s%s", origin ? origin : "",
+                 origin ? ": " : "", label);
     if (m > 0 && (size_t)m < sizeof line - (size_t)n)
         n += m;
     m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
@@ -71,6 +101,10 @@ static void vlog_as(int level, const char *label, const char *fmt, va_list ap)
     if ((size_t)n > sizeof line - 2)
         n = (int)sizeof line - 2;
     line[n++] = '\n';
+    if (captured)
+        capture(line + text, (size_t)(n - text));
+    if (level > cv_log_level)
+        return;
     /* One write, so lines of concurrent processes do not interleave. */
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;

@@ -8,6 +8,7 @@
 #define CV_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 /* Messages above this level are dropped (CONVEYOR_LOG_* levels). */
 extern int cv_log_level;
@@ -24,6 +25,12 @@ void cv_log_set_time(int on);
  * every line: what takes it past the host's --progress line (erasing it on
  * a terminal, a newline elsewhere).  Forked processes inherit the setting. */
 void cv_log_set_line_prefix(const char *prefix);
+
+/* Error lines (cv_error) are also appended, without the time and the
+ * "conveyor-host: " prefix, to BUF (CAP bytes, *USED of them filled; BUF
+ * and USED may be in memory shared by several processes), whatever the
+ * verbosity.  A program embedding a pipeline reads a run's failure there. */
+void cv_log_capture(char *buf, size_t cap, volatile unsigned *used);
 
 void cv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cv_vlog(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));

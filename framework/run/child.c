@@ -840,8 +840,7 @@ static void child_inbox(cv_run *r, const cv_proc *pr)
         stats[i] = &r->chstats[pr->inputs[i]];
     }
     cv_inbox_init(&r->inbox, r->ins, stats, ranks, pr->ninputs, pr->order, inbox_wait, r);
-    if (r->plan->plugin_sources)
-        child_marks(r, pr);
+    child_marks(r, pr);
     free(ranks);
     free(stats);
 }

@@ -115,6 +115,8 @@ void cv_run_sync_watermarks(cv_run *r)
  * space), flushes the sink's output, then waits (see run.h). */
 int cv_run_wait(cv_run *r, cv_channel **reads, size_t nreads, int extra_fd)
 {
+    if (r->wait_fn)
+        return r->wait_fn(r, reads, nreads, extra_fd);
     cv_run_sync_watermarks(r);
     /* Whatever we produced or freed must be visible before we sleep, or
      * the other side may sleep waiting for it too. */

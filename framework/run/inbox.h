@@ -38,9 +38,15 @@ typedef struct cv_in_chan {
     int has_head;
     cv_record head;
     uint64_t low;           /* source: the lowest seq that may still come */
+    uint64_t mark;          /* the highest flush marker seen on it */
     FILE *spill;            /* concat: what arrived before its turn */
     int replaying;
 } cv_in_chan;
+
+/* Called when a flush marker has come on every open input (its seq N: see
+ * CV_REC_MARK in channel.h), before the inbox returns anything after it.
+ * 0, or -errno, which the inbox returns. */
+typedef int (*cv_inbox_mark_fn)(void *arg, uint64_t mark);
 
 typedef struct cv_inbox {
     cv_in_chan *in;

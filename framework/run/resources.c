@@ -219,15 +219,32 @@ static int create_channels(cv_run *r)
     return 0;
 }
 
+/* The segment and everything after the input: the program that embeds a
+ * pipeline has no input or output file (EMBEDDED). */
+static int create_rest(cv_run *r, int embedded);
+
 int cv_run_create(cv_run *r, const cv_plan *plan, const conveyor_stage *const *stages)
 {
-    char err[CV_ERR_MAX];
     const cv_config *cfg = plan->cfg;
     *r = (cv_run){.plan = plan, .cfg = cfg, .stages = stages, .host = getpid(), .self = -1,
                   .in_fd = -1, .out_fd = -1};
     if (open_input(r) < 0 || same_file(r) < 0)
         return CONVEYOR_EXIT_CONFIG;
     r->input_size = input_size(r->in_fd);
+    return create_rest(r, 0);
+}
+
+int cv_run_create_embedded(cv_run *r, const cv_plan *plan, const conveyor_stage *const *stages)
+{
+    *r = (cv_run){.plan = plan, .cfg = plan->cfg, .stages = stages, .host = getpid(),
+                  .self = -1, .in_fd = -1, .out_fd = -1, .input_size = -1};
+    return create_rest(r, 1);
+}
+
+static int create_rest(cv_run *r, int embedded)
+{
+    char err[CV_ERR_MAX];
+    const cv_config *cfg = r->cfg;
     (void)cv_shm_sweep();
     if (cv_segment_create(&r->seg, cfg->shm_size, cfg->shm_file, cfg->shm_readonly, err,
                           sizeof err) < 0) {
@@ -239,7 +256,7 @@ int cv_run_create(cv_run *r, const cv_plan *plan, const conveyor_stage *const *s
                  r->seg.readonly ? ", read-only in the stages" : "");
     else
         cv_debug("no shared memory segment (shared_memory is not set)");
-    if (create_pool(r) < 0 || open_output(r) < 0)
+    if (create_pool(r) < 0 || (!embedded && open_output(r) < 0))
         return CONVEYOR_EXIT_CONFIG;
     /* The stages' environment names this run's segment, never one the
      * caller's environment happened to name. */

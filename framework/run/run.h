@@ -179,6 +179,11 @@ struct cv_run {
     /* Input bytes around an item that are not part of it (the input
      * reader's and output writer's byte counts include the framing). */
     unsigned frame_bytes;
+    /* When set, cv_run_wait calls it instead of waiting the forked
+     * processes' way (a program embedding the pipeline waits with a
+     * deadline and looks for a failure). */
+    int (*wait_fn)(cv_run *r, cv_channel **reads, size_t nreads, int extra_fd);
+    void *wait_arg;
 };
 
 /* --- resources.c: what the host creates before the first fork ------------- */
@@ -187,6 +192,10 @@ struct cv_run {
  * the pool and every channel for PLAN.  CONVEYOR_EXIT_OK, or the status to
  * exit with (the message is printed); cv_run_destroy is due either way. */
 int cv_run_create(cv_run *r, const cv_plan *plan, const conveyor_stage *const *stages);
+
+/* As cv_run_create, for a program that is the source and the sink itself:
+ * no input or output is opened. */
+int cv_run_create_embedded(cv_run *r, const cv_plan *plan, const conveyor_stage *const *stages);
 
 /* Removes and unmaps everything cv_run_create made; the segment's name is
  * unlinked first.  Safe on a partly created run. */
@@ -206,6 +215,26 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages);
 /* --progress: 1 on, 0 off, -1 (default) on when standard error is a
  * terminal and the verbosity is not -q's. */
 extern int cv_run_progress;
+
+/* Embedding (embed.c): the program is the input reader and the output
+ * writer itself, so those two processes are not forked. */
+static inline int cv_proc_is_program(const cv_proc *pr)
+{
+    return (pr->kind == CV_PROC_SOURCE && pr->stage < 0) || pr->kind == CV_PROC_SINK;
+}
+
+typedef struct cv_embed_hooks {
+    void (*on_stop)(void *arg);     /* the run starts stopping: wake the program */
+    void *arg;
+} cv_embed_hooks;
+
+/* Runs R (made by cv_run_create_embedded, in the program, before the
+ * process calling this was forked from it) for a program that is its
+ * source and sink: forks every stage process, supervises them as
+ * cv_run_pipeline does, removes what R holds and returns the exit status.
+ * Any stop signal (SIGTERM, SIGINT, SIGHUP) stops at once: there is no
+ * input to stop reading. */
+int cv_run_supervise_embedded(cv_run *r, const cv_embed_hooks *hooks);
 
 /* "SEGV" for SIGSEGV, "?" when the C library does not know the signal. */
 const char *cv_sig_name(int sig);

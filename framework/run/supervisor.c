@@ -61,6 +61,7 @@ typedef struct cv_supervisor {
     int progress;               /* --progress draws its line */
     int progress_tty;           /* on a terminal: erased, not ended with a newline */
     int progress_drawn;         /* the line is on the terminal now */
+    const cv_embed_hooks *embed; /* a program is the source and the sink, or NULL */
 } cv_supervisor;
 
 int cv_run_progress = -1;
@@ -291,6 +292,8 @@ static int already_ended(pid_t pid)
 static void kill_all(cv_supervisor *sv)
 {
     sv->stopping = 1;
+    if (sv->embed)
+        sv->embed->on_stop(sv->embed->arg);
     for (size_t p = 0; p < sv->nprocs; p++)
         if (sv->pids[p] > 0 && !already_ended(sv->pids[p])) {
             sv->killed[p] = 1;
@@ -303,6 +306,8 @@ static void fork_all(cv_supervisor *sv)
     cv_run *r = &sv->run;
     fflush(NULL);
     for (size_t p = 0; p < sv->nprocs; p++) {
+        if (sv->embed && cv_proc_is_program(&r->plan->procs[p]))
+            continue;   /* the program plays it */
         pid_t pid = fork();
         if (pid < 0) {
             cv_error("fork: %s", strerror(errno));
@@ -315,7 +320,8 @@ static void fork_all(cv_supervisor *sv)
         sv->alive++;
     }
     if (cv_log_level >= 3)
-        for (size_t p = 0; p < sv->nprocs && sv->pids[p] > 0; p++)
+        for (size_t p = 0; p < sv->nprocs; p++)
+            if (sv->pids[p] > 0)
             cv_debug("started %s (pid %ld)", r->plan->procs[p].label, (long)sv->pids[p]);
     /* The host holds no channel ends: end of stream depends on it. */
     for (size_t c = 0; c < r->plan->nchans; c++)
@@ -578,6 +584,14 @@ static void stop_signal(cv_supervisor *sv, int sig)
         snapshot(sv);
         return;
     }
+    if (sv->embed && (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)) {
+        /* The program stops the run (or is gone): nothing feeds a drain. */
+        if (!sv->draining_sig)
+            sv->draining_sig = sig;
+        if (!sv->stopping)
+            kill_all(sv);
+        return;
+    }
     if (sig != SIGINT && sig != SIGTERM && sig != SIGHUP) {
         if (!sv->fatal_sig) {
             sv->fatal_sig = sig;
@@ -763,7 +777,14 @@ static const char *plural(uint64_t n)
 static void summary_head(const cv_supervisor *sv, int status, double secs)
 {
     const cv_run *r = &sv->run;
-    uint64_t read = items_read(r), written = r->pstats[sv->nprocs - 1].items_out;
+    uint64_t read = items_read(r), written = cv_stat_read(r->pstats[sv->nprocs - 1].items_out);
+    if (sv->embed) {
+        /* What reached the program: it may still be pulling it. */
+        written = 0;
+        for (size_t c = 0; c < r->plan->nchans; c++)
+            if (r->plan->chans[c].to == (int)sv->nprocs - 1)
+                written += r->chstats[c].sent;
+    }
     char how[64];
     if (status > 128)
         snprintf(how, sizeof how, "stopped by SIG%s after", cv_sig_name(status - 128));
@@ -814,6 +835,10 @@ static void summary(cv_supervisor *sv, int status)
         cv_notice("%" PRIu64 " items were in flight and are not in the output", n);
 }
 
+/* Runs SV->run, created with STATUS: forks, supervises, reports and
+ * removes everything; the exit status. */
+static int run_created(cv_supervisor *sv, int status);
+
 int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
 {
     cv_supervisor sv = {.nprocs = plan->nprocs, .cause = -1};
@@ -821,7 +846,24 @@ int cv_run_pipeline(const cv_plan *plan, const conveyor_stage *const *stages)
     cv_title_set(title);
     free(title);
     take_signals(&sv);
-    int status = cv_run_create(&sv.run, plan, stages);
+    return run_created(&sv, cv_run_create(&sv.run, plan, stages));
+}
+
+int cv_run_supervise_embedded(cv_run *r, const cv_embed_hooks *hooks)
+{
+    cv_supervisor sv = {.nprocs = r->plan->nprocs, .cause = -1, .embed = hooks};
+    char *title = cv_asprintf("conveyor: host of %s", r->plan->cfg->path);
+    cv_title_set(title);
+    free(title);
+    take_signals(&sv);
+    sv.run = *r;
+    sv.run.host = getpid();
+    return run_created(&sv, CONVEYOR_EXIT_OK);
+}
+
+static int run_created(cv_supervisor *svp, int status)
+{
+    cv_supervisor sv = *svp;
     if (status == CONVEYOR_EXIT_OK && (status = stop_before_start(&sv)) != 0) {
         summary(&sv, status);
     } else if (status == CONVEYOR_EXIT_OK) {

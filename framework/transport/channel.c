@@ -72,6 +72,55 @@ int cv_channels_wait(cv_channel **read, size_t nread, cv_channel **write, size_t
     return ops->wait(read, nread, write, nwrite, extra_fd, timeout_ms, sigmask);
 }
 
+static int poll_one(int fd, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    return poll(&pfd, 1, timeout_ms) < 0 ? -errno : 0;
+}
+
+int cv_channels_wait_fd(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite,
+                        int fd, int timeout_ms)
+{
+    const struct cv_channel_ops *ops = nread ? read[0]->ops : nwrite ? write[0]->ops : NULL;
+    if (!ops)
+        return poll_one(fd, timeout_ms);
+    if (!ops->arm)
+        return ops->wait(read, nread, write, nwrite, fd, timeout_ms, NULL);
+    int rc = 0;
+    if (ops->arm(read, nread, write, nwrite) == 0)
+        rc = poll_one(fd, timeout_ms);
+    ops->disarm(read, nread, write, nwrite);
+    return rc;
+}
+
+int cv_channels_arm(cv_channel **read, size_t nread)
+{
+    if (!nread || !read[0]->ops->arm)
+        return 0;
+    return read[0]->ops->arm(read, nread, NULL, 0);
+}
+
+void cv_channels_disarm(cv_channel **read, size_t nread)
+{
+    if (nread && read[0]->ops->disarm)
+        read[0]->ops->disarm(read, nread, NULL, 0);
+}
+
+int cv_channel_midway(const cv_channel *ch)
+{
+    return ch->ops->midway ? ch->ops->midway(ch) : 0;
+}
+
+int cv_channel_write_fd(const cv_channel *ch)
+{
+    return ch->ops->write_fd ? ch->ops->write_fd(ch) : -1;
+}
+
+int cv_channel_read_fd(const cv_channel *ch)
+{
+    return ch->ops->read_fd ? ch->ops->read_fd(ch) : -1;
+}
+
 uint64_t cv_channel_queued(const cv_channel *ch)
 {
     return ch->ops->queued(ch);

@@ -29,14 +29,17 @@
 /* A watermark carries no item: "the producer is done with every source item
  * up to seq" (used only on channels feeding an order = source join). */
 #define CV_REC_WATERMARK 1u
-/* Always with CV_REC_WATERMARK: a completion marker.  Its seq N is a
- * number of source process K of the pipeline's NS source processes (N - 1
- * is K modulo NS), and says that every item of that source numbered below
- * N was sent before it on this channel.  Every process passes it on once
- * it came on every input that carries that source's items, so when the
- * output writer has it, every item of the source below N is finished.
- * With one source process it is a watermark too; with several it says
- * nothing of the others' numbers.  Counted as a watermark (not in sent or
+/* Always with CV_REC_WATERMARK: a marker.  Its seq N is a number of
+ * source process K of the pipeline's NS source processes (N - 1 is K
+ * modulo NS: the program embedding a pipeline, or the input reader, is the
+ * one source of its run), and says that every item of that source
+ * numbered below N was sent before it on this channel.  Every process
+ * passes it on once it came on every input that carries that source's
+ * items, so when the output writer (or the program pulling the outputs)
+ * has it, everything made of the source's items below N has come out: a
+ * completion marker of a source stage, a flush of an embedded run.  With
+ * one source process it is a watermark too; with several it says nothing
+ * of the others' numbers.  Counted as a watermark (not in sent or
  * received). */
 #define CV_REC_MARK 2u
 
@@ -69,8 +72,17 @@ typedef struct cv_bell {
                              * before it sleeps itself, or -1 */
     uint32_t pad0;
     struct cv_bell *rung_by; /* the bell of whoever woke the owner last */
-    unsigned char pad[40];  /* one cache line per bell */
+    uint32_t armed;         /* the owner waits on its notify descriptor */
+    int32_t notify_fd1;     /* that descriptor (an eventfd) + 1; 0: none */
+    unsigned char pad[32];  /* one cache line per bell */
 } cv_bell;
+
+/* A program embedding a pipeline waits on a descriptor (poll, epoll), not
+ * on a futex: ringing bell B also writes to eventfd FD while B is armed.
+ * Set before the fork; FD must stay open in every process. */
+void cv_bell_set_notify(cv_bell *b, int fd);
+/* Wakes whoever sleeps on bell B, whether or not it said it waits. */
+void cv_bell_wake(cv_bell *b);
 
 /* Creates a channel (both ends, in the host).  STATS points into shared
  * memory.  Returns NULL with errno set on failure. */
@@ -140,6 +152,27 @@ void cv_channel_close_read(cv_channel *ch);
 int cv_channels_wait(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite,
                      int extra_fd, int timeout_ms, const sigset_t *sigmask);
 
+/* As cv_channels_wait, but sleeping on descriptor FD (readable when one of
+ * the channels may progress, and whenever its owner makes it so): the
+ * bells of the ring channels are armed (they write to their notify
+ * descriptor when rung), the pipes are polled with FD.  A program waits
+ * so for both its ends at once, which no single futex allows. */
+int cv_channels_wait_fd(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite,
+                        int fd, int timeout_ms);
+/* Arms the bells of READ's channels so that their notify descriptor
+ * becomes readable when data comes: 1 when data is already there (then
+ * nothing is armed), else 0; cv_channels_disarm undoes it.  Pipes need
+ * nothing (their descriptors are readable by themselves): 0. */
+int cv_channels_arm(cv_channel **read, size_t nread);
+void cv_channels_disarm(cv_channel **read, size_t nread);
+/* 1 when a record went out in part (a large one, in pieces): the next send
+ * on this channel must be the same record again. */
+int cv_channel_midway(const cv_channel *ch);
+/* The descriptor a pipe channel's consumer reads, or -1 (rings). */
+int cv_channel_read_fd(const cv_channel *ch);
+/* The descriptor a pipe channel's producer writes, or -1 (rings). */
+int cv_channel_write_fd(const cv_channel *ch);
+
 uint64_t cv_channel_queued(const cv_channel *ch);  /* sent - received, shared */
 
 /* What the channel holds now, in bytes, and what it can hold, read from
@@ -186,6 +219,12 @@ struct cv_channel_ops {
     void (*publish_partial)(cv_channel *ch);
     void (*set_ack)(cv_channel *ch, int ends);
     void (*resume)(cv_channel *ch);
+    /* Descriptor waits (rings only; NULL for pipes, which poll). */
+    int (*arm)(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite);
+    void (*disarm)(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite);
+    int (*read_fd)(const cv_channel *ch);   /* NULL: none */
+    int (*write_fd)(const cv_channel *ch);  /* NULL: none */
+    int (*midway)(const cv_channel *ch);    /* NULL: never */
 };
 
 struct cv_channel {

@@ -372,6 +372,16 @@ static void pipe_publish(cv_channel *base)
         (void)try_write(ch);
 }
 
+static int pipe_read_fd(const cv_channel *base)
+{
+    return ((const pipe_channel *)base)->rfd;
+}
+
+static int pipe_write_fd(const cv_channel *base)
+{
+    return ((const pipe_channel *)base)->wfd;
+}
+
 static const struct cv_channel_ops pipe_ops = {
     .keep = pipe_keep,
     .send = pipe_send,
@@ -386,4 +396,6 @@ static const struct cv_channel_ops pipe_ops = {
     .wait = pipe_wait,
     .queued = pipe_queued,
     .destroy = pipe_destroy,
+    .read_fd = pipe_read_fd,
+    .write_fd = pipe_write_fd,
 };

@@ -45,6 +45,11 @@
  * saved registers. */
 #define SLOW_PATH __attribute__((noinline))
 
+static int ring_midway(const cv_channel *base)
+{
+    return ((const ring_channel *)base)->frag_off != 0;
+}
+
 static const struct cv_channel_ops ring_ops;
 
 cv_channel *cv_channel_create_ring(cv_channel_stats *stats, size_t max_item, size_t capacity,
@@ -781,6 +786,9 @@ static const struct cv_channel_ops ring_ops = {
     .destroy = ring_destroy,
     .ack = ring_ack,
     .publish_partial = ring_publish_partial,
+    .arm = cv_ring_arm,
+    .midway = ring_midway,
+    .disarm = cv_ring_disarm,
     .set_ack = ring_set_ack,
     .resume = ring_resume,
 };

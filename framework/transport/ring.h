@@ -75,9 +75,6 @@ typedef struct ring_channel {
     uint64_t ref_freed;
 } ring_channel;
 
-/* Wakes whoever sleeps on bell B, whether or not it said it waits. */
-void cv_bell_wake(cv_bell *b);
-
 /* SELF is the ringer's own bell, HANDOFF whether the ringer is about to
  * wait: the woken one may give way to it (after_ring). */
 static inline void ring_bell(cv_bell *b, cv_bell *self, int handoff)
@@ -96,5 +93,9 @@ void cv_ring_publish(cv_channel *base);
 /* cv_channels_wait for rings (ring_wait.c). */
 int cv_ring_wait(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite,
                  int extra_fd, int timeout_ms, const sigset_t *sigmask);
+
+/* Descriptor waits (cv_channels_wait_fd, cv_channels_arm). */
+int cv_ring_arm(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite);
+void cv_ring_disarm(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite);
 
 #endif

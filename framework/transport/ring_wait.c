@@ -104,6 +104,16 @@ void cv_bell_wake(cv_bell *b)
 {
     __atomic_add_fetch(&b->word, 1, __ATOMIC_SEQ_CST);
     futex(&b->word, FUTEX_WAKE, INT_MAX, NULL);
+    if (__atomic_load_n(&b->armed, __ATOMIC_RELAXED) && b->notify_fd1 > 0) {
+        uint64_t one = 1;
+        ssize_t w = write(b->notify_fd1 - 1, &one, sizeof one);
+        (void)w;    /* a full eventfd is readable already */
+    }
+}
+
+void cv_bell_set_notify(cv_bell *b, int fd)
+{
+    b->notify_fd1 = fd + 1;
 }
 
 /* --- waiting ------------------------------------------------------------ */
@@ -133,6 +143,55 @@ static int any_ready(cv_channel **read, size_t nread, cv_channel **write, size_t
         if (writable((const ring_channel *)write[i]))
             return 1;
     return 0;
+}
+
+/* Says which outputs wait for space, for their consumers (publish_tail). */
+static void want_space(cv_channel **write, size_t nwrite)
+{
+    for (size_t i = 0; i < nwrite; i++) {
+        ring_channel *ch = (ring_channel *)write[i];
+        uint32_t want = ch->can_write && ch->want_space;
+        if (__atomic_load_n(&ch->sh->space_wanted, __ATOMIC_RELAXED) != want)
+            __atomic_store_n(&ch->sh->space_wanted, want, __ATOMIC_RELAXED);
+    }
+}
+
+static void set_armed(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite,
+                      uint32_t on)
+{
+    if (nread) {
+        cv_bell *b = ((ring_channel *)read[0])->cons_bell;
+        __atomic_store_n(&b->armed, on, __ATOMIC_RELAXED);
+        __atomic_store_n(&b->waiting, on, __ATOMIC_RELAXED);
+    }
+    if (nwrite) {
+        cv_bell *b = ((ring_channel *)write[0])->prod_bell;
+        __atomic_store_n(&b->armed, on, __ATOMIC_RELAXED);
+        __atomic_store_n(&b->waiting, on, __ATOMIC_RELAXED);
+    }
+}
+
+/* Arms the bells of these ends (their notify descriptors are written when
+ * they are rung), with the store/fence/load order of a futex sleep: 1 when
+ * one of the channels can already progress (then nothing stays armed). */
+int cv_ring_arm(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite)
+{
+    for (size_t i = 0; i < nread; i++)
+        cv_ring_publish(read[i]);
+    for (size_t i = 0; i < nwrite; i++)
+        cv_ring_publish(write[i]);
+    want_space(write, nwrite);
+    set_armed(read, nread, write, nwrite, 1);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (!any_ready(read, nread, write, nwrite))
+        return 0;
+    set_armed(read, nread, write, nwrite, 0);
+    return 1;
+}
+
+void cv_ring_disarm(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite)
+{
+    set_armed(read, nread, write, nwrite, 0);
 }
 
 int cv_ring_wait(cv_channel **read, size_t nread, cv_channel **write, size_t nwrite,
@@ -183,12 +242,7 @@ int cv_ring_wait(cv_channel **read, size_t nread, cv_channel **write, size_t nwr
     uint32_t seen = __atomic_load_n(&bell->word, __ATOMIC_ACQUIRE);
     /* Which outputs this sleep waits for space on, for their consumers
      * (publish_tail); the fence below orders it before the last look. */
-    for (size_t i = 0; i < nwrite; i++) {
-        ring_channel *ch = (ring_channel *)write[i];
-        uint32_t want = ch->can_write && ch->want_space;
-        if (__atomic_load_n(&ch->sh->space_wanted, __ATOMIC_RELAXED) != want)
-            __atomic_store_n(&ch->sh->space_wanted, want, __ATOMIC_RELAXED);
-    }
+    want_space(write, nwrite);
     __atomic_store_n(&bell->rung_by, NULL, __ATOMIC_RELAXED);
     __atomic_store_n(&bell->waiting, 1, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
