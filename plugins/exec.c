@@ -592,7 +592,7 @@ static int exec_flush(conveyor_ctx *ctx)
 
     if (st->per_item || st->gone)
         return 0;
-    return stream_write(ctx, st) == 0 ? 0 : -1;
+    return stream_write(ctx, st);
 }
 
 /* --- a source ------------------------------------------------------------------- */

@@ -949,7 +949,8 @@ Test(inbox_marks, passed_on_once_every_open_input_had_it)
             const uint32_t mark = CV_REC_WATERMARK | CV_REC_MARK;
             rig_open(&rg, tp, 2, RING_BYTES);
             rig_inbox(&rg, ranks, orders[o], never_wait, NULL);
-            cv_inbox_on_mark(&rg.ib, note_mark, &m);
+            static const unsigned char both[] = {1, 1};   /* one source, on both */
+            cv_inbox_on_mark(&rg.ib, 1, both, note_mark, &m);
             send_item(&rg, 0, 1, 0, "a");
             send_item(&rg, 0, 3, mark, NULL);
             send_item(&rg, 1, 2, 0, "b");
@@ -977,5 +978,70 @@ Test(inbox_marks, passed_on_once_every_open_input_had_it)
                           tp->name, got);
             rig_close(&rg);
         }
+    }
+}
+
+/* Two source processes (markers 1, 3, 5 ... of source 0 and 2, 4, 6 ... of
+ * source 1): each source's marker is held back only by the inputs that
+ * carry that source, and one source's markers never hold the other's. */
+Test(inbox_marks, each_source_waits_only_for_the_inputs_that_carry_it)
+{
+    static const unsigned ranks[] = {0, 1};
+    FOR_EACH_TRANSPORT(tp) {
+        rig rg;
+        marks_seen m = {.n = 0};
+        char got[16] = "";
+        const uint32_t mark = CV_REC_WATERMARK | CV_REC_MARK;
+        /* Input 0 carries sources 0 and 1; input 1 only source 1. */
+        static const unsigned char carries[] = {1, 1, 0, 1};
+        rig_open(&rg, tp, 2, RING_BYTES);
+        rig_inbox(&rg, ranks, CV_ORDER_ARRIVAL, never_wait, NULL);
+        cv_inbox_on_mark(&rg.ib, 2, carries, note_mark, &m);
+        send_item(&rg, 0, 1, 0, "a");
+        send_item(&rg, 0, 3, mark, NULL);       /* source 0: input 0 is all it needs */
+        take_now(&rg, got, sizeof got);
+        cr_assert_eq(m.n, 1, "%s: source 0's marker waits for no other input", tp->name);
+        cr_assert_eq(m.mark[0], 3);
+        send_item(&rg, 0, 4, mark, NULL);       /* source 1: input 1 must have it too */
+        take_now(&rg, got, sizeof got);
+        cr_assert_eq(m.n, 1, "%s: source 1's marker waits for input 1", tp->name);
+        send_item(&rg, 1, 2, 0, "b");
+        send_item(&rg, 1, 4, mark, NULL);
+        take_now(&rg, got, sizeof got);
+        cr_assert_eq(m.n, 2, "%s: source 1's marker passes once both had it", tp->name);
+        cr_assert_eq(m.mark[1], 4);
+        cr_assert_str_eq(got, "ab", "%s", tp->name);
+        rig_close(&rg);
+    }
+}
+
+/* A concat merge reads later inputs ahead into a spill: a marker that
+ * came there passes only when the spill is replayed, after the items
+ * before it. */
+Test(inbox_marks, a_marker_read_ahead_by_concat_waits_for_its_items)
+{
+    static const unsigned ranks[] = {0, 1};
+    FOR_EACH_TRANSPORT(tp) {
+        rig rg;
+        marks_seen m = {.n = 0};
+        char got[16] = "";
+        const uint32_t mark = CV_REC_WATERMARK | CV_REC_MARK;
+        static const unsigned char both[] = {1, 1};
+        rig_open(&rg, tp, 2, RING_BYTES);
+        rig_inbox(&rg, ranks, CV_ORDER_CONCAT, never_wait, NULL);
+        cv_inbox_on_mark(&rg.ib, 1, both, note_mark, &m);
+        send_item(&rg, 1, 2, 0, "b");           /* rank 1, read ahead */
+        send_item(&rg, 1, 3, mark, NULL);
+        send_item(&rg, 0, 1, 0, "a");           /* rank 0 */
+        take_now(&rg, got, sizeof got);
+        cr_assert_str_eq(got, "a", "%s", tp->name);
+        cr_assert_eq(m.n, 0, "%s: the marker came with 'b', not yet taken", tp->name);
+        send_item(&rg, 0, 3, mark, NULL);
+        end_channel(&rg, 0);
+        take_now(&rg, got, sizeof got);
+        cr_assert_str_eq(got, "ab", "%s", tp->name);
+        cr_assert_eq(m.n, 1, "%s: passed once 'b' was taken", tp->name);
+        cr_assert_eq(m.mark[0], 3);
+        rig_close(&rg);
     }
 }

@@ -438,9 +438,13 @@ static int stage_flush(cv_run *r)
     char who[256];
 
     r->unflushed = 0;
+    /* What it completes belongs to the items it kept: the last one is the
+     * item in hand (for --top, and for a crash's message). */
+    r->me->current = ctx->seq;
     ctx->in_call = 1;
     int rc = sd->flush(ctx);
     ctx->in_call = 0;
+    r->me->current = 0;
     int code = after_call(r, cv_proc_desc(r, r->self, who, sizeof who), "flush", 0,
                           CV_CHILD_ITEM_FAILED);
     if (code >= 0)
