@@ -504,6 +504,12 @@ Test(embed, refused_pipelines, .timeout = 60)
     cr_assert_eq(conveyor_pipeline_start(pl, &run), CONVEYOR_EXIT_CONFIG);
     cr_assert_null(run);
     conveyor_pipeline_close(pl);
+    /* Its items come from a source stage: nothing for the program to push. */
+    pl = open_ini("[src]\ntype = source\nplugin = sources:numbers\n[up]\nplugin = text:upper\n");
+    cr_assert_eq(conveyor_pipeline_start(pl, &run), CONVEYOR_EXIT_CONFIG);
+    cr_assert_null(run);
+    conveyor_pipeline_close(pl);
+    cr_assert_eq(shm_left(getpid()), 0);
 }
 
 /* --- the program's end: exit, kill, fork ---------------------------------- */

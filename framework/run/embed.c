@@ -974,11 +974,18 @@ int cv_embed_batch(cv_embed *e, const void *const *items, const size_t *lens, si
 /* --- start ------------------------------------------------------------------ */
 
 /* What the program cannot be the source and sink of: a channel from the
- * reader straight to the writer (both its ends would be the program's), a
- * concat merge (its later inputs come out only at the end of the stream,
+ * reader straight to the writer (both its ends would be the program's),
+ * source stages (there is no reader for the program to be), a concat
+ * merge (its later inputs come out only at the end of the stream,
  * so no flush could return before it). */
 static int embeddable(const cv_plan *plan, int src, int snk)
 {
+    if (plan->plugin_sources) {
+        cv_error("%s: its items come from type = source stages, so it takes none from a "
+                 "program: such a pipeline cannot be embedded (run it with conveyor-host)",
+                 plan->cfg->path);
+        return 0;
+    }
     for (size_t c = 0; c < plan->nchans; c++)
         if (plan->chans[c].from == src && plan->chans[c].to == snk) {
             cv_error("%s: the input goes straight to the output (no processor between "
