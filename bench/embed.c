@@ -11,6 +11,12 @@
  *                                     seconds=.. (from start to finish)
  *   embed w8b -n N PIPELINE.ini       the same N items in one thread, through
  *                                     conveyor_run_batch, 65536 at a time
+ *   embed batches -n N PIPELINE.ini   N batches of 1000 items: push them,
+ *                                     flush, pull them; after batch 1 and
+ *                                     batch N prints the program's RSS, the
+ *                                     PSS of the run's host and stages and
+ *                                     their pids (the same pids: nothing
+ *                                     was started again)
  *
  * Items are W1's lines: 15 digits and a newline.  Every output is compared
  * with its input (the pipelines are identity stages); a mismatch, a lost
@@ -222,6 +228,78 @@ static int w8b(const char *ini, long n)
     return 0;
 }
 
+/* A field ("VmRSS:", "Pss:") of a /proc file, in KiB; 0 when absent. */
+static long proc_kib(const char *path, const char *field)
+{
+    FILE *f = fopen(path, "r");
+    char line[256];
+    long v = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, field, strlen(field)) == 0)
+            v = strtol(line + strlen(field), NULL, 10);
+    fclose(f);
+    return v;
+}
+
+/* RSS of this program, PSS of HOST and its children, and their pids. */
+static void memory_report(const char *when, long host)
+{
+    char path[128], pids[1024];
+    long pss = proc_kib((snprintf(path, sizeof path, "/proc/%ld/smaps_rollup", host), path), "Pss:");
+    int used = snprintf(pids, sizeof pids, "%ld", host);
+    snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", host, host);
+    FILE *f = fopen(path, "r");
+    long kid;
+    while (f && fscanf(f, "%ld", &kid) == 1) {
+        char kp[64];
+        snprintf(kp, sizeof kp, "/proc/%ld/smaps_rollup", kid);
+        pss += proc_kib(kp, "Pss:");
+        if ((size_t)used < sizeof pids)
+            used += snprintf(pids + used, sizeof pids - (size_t)used, ",%ld", kid);
+    }
+    if (f)
+        fclose(f);
+    printf("%s: program_rss_kib=%ld pipeline_pss_kib=%ld pids=%s\n", when,
+           proc_kib("/proc/self/status", "VmRSS:"), pss, pids);
+}
+
+static int batches(const char *ini, long n)
+{
+    conveyor_pipeline *pl;
+    conveyor_run *run = start(ini, &pl);
+    char cur[16], want[16];
+    item_of(0, cur);
+    item_of(0, want);
+    for (long b = 1; b <= n; b++) {
+        for (int i = 0; i < 1000; i++, next_item(cur)) {
+            int rc = conveyor_run_push(run, cur, sizeof cur, 60000);
+            if (rc != 0)
+                die(run, "push", rc);
+        }
+        int rc = conveyor_run_flush(run, 60000);
+        if (rc != 0)
+            die(run, "flush", rc);
+        for (int i = 0; i < 1000; i++, next_item(want)) {
+            const void *out;
+            size_t len;
+            rc = conveyor_run_pull(run, &out, &len, NULL, 0);
+            if (rc != 0)
+                die(run, "pull after flush", rc);
+            if (len != sizeof want || memcmp(out, want, len) != 0)
+                die(run, "an output differs from its input", 0);
+        }
+        if (b == 1 || b == n) {
+            char when[32];
+            snprintf(when, sizeof when, "batch %ld", b);
+            memory_report(when, (long)conveyor_run_host_pid(run));
+        }
+    }
+    end(run, pl);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     long n = 1000, warm = 50;
@@ -246,7 +324,10 @@ int main(int argc, char **argv)
         return w8(argv[optind], n);
     if (strcmp(mode, "w8b") == 0)
         return w8b(argv[optind], n);
+    if (strcmp(mode, "batches") == 0)
+        return batches(argv[optind], n);
 usage:
-    fprintf(stderr, "usage: embed w7 -n N -w W PIPELINE.ini | embed w8|w8b -n N PIPELINE.ini\n");
+    fprintf(stderr, "usage: embed w7 -n N -w W PIPELINE.ini | embed w8|w8b|batches -n N "
+                    "PIPELINE.ini\n");
     return 2;
 }
