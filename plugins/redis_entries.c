@@ -284,9 +284,16 @@ static int take_entry(conveyor_ctx *ctx, reader *rd, redisReply *entry, uint64_t
         snprintf(why, sizeof why, "has no field '%s'", rd->field);
         return unusable(ctx, rd, entry, why, deliveries);
     }
+    /* An entry delivered before may be the one that failed the pipeline:
+     * markers on both sides, so that it completes (or not) on its own and
+     * never holds back its neighbours' acknowledgement. */
+    if (deliveries > 1 && (rc = conveyor_mark(ctx)) < 0)
+        return rc;
     if ((rc = conveyor_emit(ctx, value->str, value->len)) < 0)
         return rc;
-    return fifo_push(&rd->fifo, conveyor_item_number(ctx), id);
+    if ((rc = fifo_push(&rd->fifo, conveyor_item_number(ctx), id)) < 0)
+        return rc;
+    return deliveries > 1 ? conveyor_mark(ctx) : 0;
 }
 
 /* Takes every entry of ENTRIES; PENDING: they were delivered before, so
@@ -306,8 +313,10 @@ int redis_take_entries(conveyor_ctx *ctx, reader *rd, redisReply *entries, int p
             return rc;
         }
     }
+    /* Without max_deliveries the counts are not asked for: a pending entry
+     * was delivered at least twice by now. */
     for (size_t i = 0; i < entries->elements && rc >= 0; i++)
-        rc = take_entry(ctx, rd, entries->element[i], counts ? counts[i] : 1);
+        rc = take_entry(ctx, rd, entries->element[i], counts ? counts[i] : pending ? 2 : 1);
     free(counts);
     return rc;
 }

@@ -1119,3 +1119,60 @@ Test(redis_ack, claimed_entries_of_a_dead_consumer_are_finished_by_another)
     free(ini);
     host_run_free(&r);
 }
+
+/* Entries read beside a poison entry, in one completion step: redelivered
+ * entries are marked apart (conveyor_mark), so the innocent ones complete
+ * and are acknowledged in the second run, and with max_deliveries = 2 only
+ * the poison entry reaches the dead stream, in the third.  (Entries queued
+ * behind the poison in the stage it crashes are never reached while it
+ * does: they are added for the third run.) */
+Test(redis_ack, entries_read_beside_a_poison_entry_are_not_set_aside)
+{
+    server_start(0);
+    add_entries("in", "a", 1, 3);
+    freeReplyObject(cmd("XADD in * data poison"));
+    char *poison_id = last_id("in");
+    char out[4200], rest[4600], *outs[3];
+    snprintf(out, sizeof out, "%s/out.txt", test_dir());
+    snprintf(rest, sizeof rest, "[pipeline]\ntransport = ring\noutput = %s\n[f]\n"
+                                "plugin = testplug:crash_on\nitem = poison\nrestart = on-failure\n",
+             out);
+    char *ini = pipeline("consumer = c1\nmax_deliveries = 2\ndead_stream = dead\n", rest);
+    host_run r;
+    for (int run = 0; run < 2; run++) {     /* the poison stops both */
+        host_begin(&r, run ? "p2.ini" : "p1.ini", ini);
+        host_end(&r, 60);
+        cr_assert_eq(r.status, 1, "run %d: status %d, stderr: %s", run + 1, r.status, r.err);
+        host_run_free(&r);
+        outs[run] = file_text(out);
+    }
+    add_entries("in", "b", 1, 3);
+    host_begin(&r, "p3.ini", ini);
+    for (int i = 0; i < 1200 && !cmd_int("EXISTS dead"); i++)
+        sleep_ms(50);
+    wait_all_delivered("in", "g");
+    sleep_ms(500);
+    host_stop(&r);
+    outs[2] = file_text(out);
+    cr_assert_eq(cmd_int("XLEN dead"), 1, "run 3 stderr: %s", r.err);
+    redisReply *d = dead_entry("poison");
+    cr_assert(d);
+    cr_assert_str_eq(field_of(d, "original_id"), poison_id);
+    freeReplyObject(d);
+    for (int i = 1; i <= 3; i++)
+        for (const char *p = "a"; p; p = *p == 'a' ? "b" : NULL) {
+            char v[64], line[70];
+            value_of(v, sizeof v, p, i);
+            snprintf(line, sizeof line, "%s\n", v);
+            cr_assert(strstr(outs[0], line) || strstr(outs[1], line) || strstr(outs[2], line),
+                      "%s is lost", v);
+        }
+    redisReply *p = cmd("XPENDING in g");
+    cr_assert_eq(p->element[0]->integer, 0);
+    freeReplyObject(p);
+    for (int i = 0; i < 3; i++)
+        free(outs[i]);
+    free(poison_id);
+    free(ini);
+    host_run_free(&r);
+}

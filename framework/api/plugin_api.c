@@ -120,6 +120,13 @@ uint64_t conveyor_completed(conveyor_ctx *ctx)
     return mark > ctx->run->seq_stride ? mark - ctx->run->seq_stride : 0;
 }
 
+int conveyor_mark(conveyor_ctx *ctx)
+{
+    if (!ctx || !ctx->run || !ctx->run->seq_stride || !ctx->in_call)
+        return -EINVAL;
+    return cv_run_source_mark(ctx->run);
+}
+
 int conveyor_lock(conveyor_ctx *ctx, unsigned n)
 {
     cv_locks *l = ctx && ctx->run ? cv_ctx_locks(ctx) : NULL;

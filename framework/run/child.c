@@ -554,6 +554,14 @@ static int source_marker(cv_run *r, int final)
     return rc;
 }
 
+int cv_run_source_mark(cv_run *r)
+{
+    int rc = source_marker(r, 1);
+    if (rc < 0 && !r->ctx.emit_error)
+        r->ctx.emit_error = rc;     /* acted on after the call, as an emit's */
+    return rc;
+}
+
 /* At the end of a source: its last marker, and the wait until everything
  * it emitted is finished downstream, so that fini() can acknowledge all of
  * it (a drain_timeout or a stop ends the wait by ending the process). */
@@ -805,7 +813,13 @@ static int stage_mark(void *arg, uint64_t mark)
     cv_run *r = arg;
     if (r->unflushed && (r->flush_code = stage_flush(r)) >= 0)
         return -ECANCELED;
-    return cv_run_forward_mark(r, mark);
+    int rc = cv_run_forward_mark(r, mark);
+    /* Published at once: a stage that restarts item by item publishes only
+     * at its acknowledgements, and a crash on the next item would take an
+     * unpublished marker with it, again after every restart. */
+    for (size_t i = 0; rc == 0 && i < r->nouts; i++)
+        cv_channel_publish(r->outs[i]);
+    return rc;
 }
 
 /* ... and at the output writer: what came before it is written out, and

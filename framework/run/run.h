@@ -268,6 +268,9 @@ void cv_metrics_stop(cv_metrics *m);
  * died. */
 _Noreturn void cv_child_main(cv_run *r, int p, const sigset_t *mask, int restarted);
 
+/* A source: sends a completion marker now (conveyor_mark).  0 or -errno. */
+int cv_run_source_mark(cv_run *r);
+
 /* Non-zero once the host asked this process to stop (a source's drain). */
 int cv_child_stopping(void);
 

@@ -394,6 +394,17 @@ CONVEYOR_API uint64_t conveyor_item_number(conveyor_ctx *ctx);
  */
 CONVEYOR_API uint64_t conveyor_completed(conveyor_ctx *ctx);
 
+/**
+ * In a source's produce(): sends a completion marker now, after the items
+ * emitted so far, so that they complete apart from the ones that follow.
+ * For an item that is suspect (a broker delivered it before: it may be the
+ * one that made the pipeline fail): marked before and after it, it cannot
+ * hold back, or be held back by, its neighbours' acknowledgement.  Costs a
+ * record on every channel downstream; not for every item.  Returns 0, or
+ * -EINVAL outside a source's produce(), or a channel's error (as an emit).
+ */
+CONVEYOR_API int conveyor_mark(conveyor_ctx *ctx);
+
 /** How many replicas (processes) this stage has: replicas = N. */
 CONVEYOR_API unsigned conveyor_replicas(conveyor_ctx *ctx);
 
