@@ -8,17 +8,24 @@
 build=${CONVEYOR_BUILDDIR:-.}
 src=${CONVEYOR_SRCDIR:-.}
 logs=$(mktemp -d "${TMPDIR:-/tmp}/valgrind-embed.XXXXXX") || exit 1
+# The programs themselves, not libtool's wrapper scripts: valgrind must
+# follow every process of the run, and never a shell.
+real() {
+    dir=$(dirname "$1") base=$(basename "$1")
+    if [ -x "$dir/.libs/$base" ]; then echo "$dir/.libs/$base"; else echo "$1"; fi
+}
+export LD_LIBRARY_PATH="$build/framework/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 vg() {
-    "$build/libtool" --mode=execute valgrind -q --trace-children=yes \
+    valgrind -q --trace-children=yes \
         --trace-children-skip='/bin/*,/usr/bin/*,/usr/sbin/*' --leak-check=full \
         --show-leak-kinds=definite --errors-for-leak-kinds=definite --error-exitcode=99 \
         --suppressions="$src/tests/valgrind-criterion.supp" --log-file="$logs/%p.log" "$@"
 }
 status=0
 echo "== examples/embed under valgrind"
-vg "$build/examples/embed" "$src/examples/embed.ini" 20000 >/dev/null || status=1
+vg "$(real "$build/examples/embed")" "$src/examples/embed.ini" 20000 >/dev/null || status=1
 echo "== tests/test_embed under valgrind"
-vg "$build/tests/test_embed" --jobs 2 \
+vg "$(real "$build/tests/test_embed")" --jobs 2 \
     --filter 'embed/!(thousand_batches*|batch_in_input_order|two_threads|program_exits_without_finish)' \
     || status=1
 for f in "$logs"/*.log; do
