@@ -105,7 +105,7 @@ Test(restart, poison_item_goes_to_the_dead_letter_file)
  * for its last item is discarded, the item is processed again, and with
  * order = source the output is exactly the input. */
 /* CONVEYOR_SOAK_ITEMS makes the soak tests longer (for people, e.g.
- * CONVEYOR_SOAK_ITEMS=1000000 with the p = 0.001 of the issue); CI runs the
+ * CONVEYOR_SOAK_ITEMS=1000000 with p = 0.001, a million-item soak); CI runs the
  * default.  Timeouts grow with it. */
 static int soak_items(int dflt)
 {
