@@ -71,19 +71,12 @@ static int digits(const char *s, uint64_t max, uint64_t *v, const char **rest)
 int redis_param_uint(conveyor_ctx *ctx, const char *key, uint64_t dflt, uint64_t min,
                      uint64_t max, uint64_t *out)
 {
-    const char *s = conveyor_param(ctx, key), *rest;
-    uint64_t v;
-
-    if (!s) {
-        *out = dflt;
-        return 0;
-    }
-    if (digits(s, max, &v, &rest) < 0 || *rest || v < min) {
-        conveyor_log(ctx, CONVEYOR_LOG_ERROR, "%s must be a whole number from %llu to %llu, not '%s'",
-                     key, (unsigned long long)min, (unsigned long long)max, s);
+    /* The SDK's getter: the declared default when the key is absent, and a
+     * bad value named with its file and line. */
+    int64_t v = (int64_t)dflt;
+    if (conveyor_param_int(ctx, key, (int64_t)min, (int64_t)max, &v) < 0)
         return -EINVAL;
-    }
-    *out = v;
+    *out = (uint64_t)v;
     return 0;
 }
 
