@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * baseline.c - W1's ceiling: one process doing the per-item work of a
  * pipeline of three identity stages, with nothing between the stages.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * benchplug.c - the "benchplug" module: stages for the benchmarks (W4, WS).
  * Built by bench/run as a plain shared object (cc -shared -fPIC), never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * echo.c - W6's per-item program: reads a line, writes it back, flushes,
  * until the end of its input.  The least a program run by exec:run with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * embed.c - bench/run's driver for W7 and W8: a pipeline inside a program
  * (conveyor/host.h), its items made and checked here.

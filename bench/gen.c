@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * gen.c - writes the benchmarks' inputs to stdout, fast and reproducibly.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * latency.c - W5: the time one item takes through an idle pipeline.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """python_w1.py - W1 for the Python Conveyor (parallel-conveyor), the
 library this project succeeds: three identity Processors, the lines of
 stdin as items, the results written to stdout one per line.

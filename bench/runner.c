@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * runner.c - runs one benchmark command and says how it went: wall time,
  * CPU time of everything it started, and optionally the peak total PSS of

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/w9-redis.sh - workload W9 of bench/run: ITEMS entries of 100 bytes
 # read from a Redis stream by redis:read, through text:identity, into
 # another stream by redis:write, with 1 host and with 3 hosts in one

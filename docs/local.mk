@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # docs/local.mk - the man page and the guides (included from Makefile.am).
 # automake does not distribute man_MANS (man pages are often generated), so
 # the hand-written page is listed in EXTRA_DIST as well.

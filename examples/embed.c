@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * embed.c - a pipeline inside a program: a million numbers pushed through
  * the two stages of embed.ini and pulled back as they come, a flush, a

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """python_stage.py - a Conveyor stage written in Python, run by the exec
 module with reply = per-item (see python-stage.ini).
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz.h - the two fuzz targets as plain functions, so that the libFuzzer
  * binaries and the regression test (tests/test_fuzz_regress.c) run exactly

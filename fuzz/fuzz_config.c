@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_config.c - fuzz target for pipeline.ini: parsing (config.c, through
  * inih), graph checks and compilation (load/plan.c) and the DOT picture.

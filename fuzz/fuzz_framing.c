@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_framing.c - fuzz target for framing.c: cv_reader splitting a stream
  * into items and cv_writer joining them again.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # fuzz/local.mk - libFuzzer targets and their regression test (included
 # from Makefile.am).  See fuzz/README.md.
 #

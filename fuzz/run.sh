@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # fuzz/run.sh - runs the libFuzzer targets for FUZZ_SECONDS each (default
 # 60), side by side, over a fresh copy of their seed corpora; what `make
 # fuzz` runs.

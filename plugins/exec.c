@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * exec.c - the "exec" module: a stage that is a program in any language.
  *

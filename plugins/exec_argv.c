@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * exec_argv.c - sh-like word splitting without a shell (exec_argv.h).
  */

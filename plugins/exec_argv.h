@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * exec_argv.h - splits the exec module's `command` into words the way sh
  * does, without a shell: blanks separate words; '...' keeps everything

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * exec_io.c - one poll() loop over a program's three pipes (exec_io.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * exec_io.h - the exec module's traffic with its program: writes one framed
  * item to the program's standard input while it reads the program's

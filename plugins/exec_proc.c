@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * exec_proc.c - starting, waiting for and ending an exec stage's program
  * (exec_proc.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * exec_proc.h - the program an exec stage runs: started with fork and
  * execvp, with pipes for its standard input, output and error and no other

@@ -1,10 +1,11 @@
+# SPDX-License-Identifier: MIT
 # plugins/local.mk - the stock stage plugins (included from Makefile.am).
 # Each module is a libtool module installed in $(pkglibdir), the plugindir
 # that conveyor.pc advertises.  A module links only libconveyor and exports
 # only its descriptor, conveyor_module_v1.
 pkglib_LTLIBRARIES += plugins/text.la plugins/math.la plugins/shm_demo.la
 
-PLUGIN_LDFLAGS = -module -avoid-version -no-undefined \
+PLUGIN_LDFLAGS = -module -avoid-version -no-undefined $(NO_UNDEFINED_LDFLAGS) \
 	-export-symbols-regex '^conveyor_module_v1$$'
 
 plugins_text_la_SOURCES = plugins/text.c plugins/quote.h

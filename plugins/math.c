@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * math.c - the "math" module: stages over decimal numbers, one per item.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * quote.h - how the stock and test plugins quote an item in a log message:
  * printable, NUL-terminated, truncated.  A header of static functions, so

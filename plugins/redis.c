@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * redis.c - the "redis" module: Redis Streams consumer groups as a source
  * and a sink (docs/pipeline-ini.md, "The redis module").

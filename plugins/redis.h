@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * redis.h - what the redis module's files share: its two stages (read,
  * in redis_read.c; write, in redis_write.c) and the parameter parsers both

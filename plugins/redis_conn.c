@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * redis_conn.c - one hiredis connection of a redis stage (see redis_conn.h).
  */

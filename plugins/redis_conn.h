@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * redis_conn.h - one hiredis connection of a redis stage: opened from a
  * parsed url (with SELECT for a database other than 0), with a read time

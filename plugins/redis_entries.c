@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * redis_entries.c - what redis:read does with the entries it read (see
  * redis_read.h): emits the item field and keeps the entry's id with its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * redis_read.c - redis:read, a source: XREADGROUP from `stream` as one
  * consumer of `group`.

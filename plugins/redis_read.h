@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * redis_read.h - the state of one redis:read process, shared by
  * redis_read.c (parameters, the connection, XREADGROUP, the stage's calls)

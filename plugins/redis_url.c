@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * redis_url.c - parses the url key of the redis module (see redis_url.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * redis_url.h - the url key of the redis module, parsed strictly.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * redis_write.c - redis:write, a sink: each item becomes one XADD to
  * `stream` (the item in `field`), pipelined: process() appends the command

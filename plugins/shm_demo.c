@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shm_demo.c - the "shm_demo" module: the Python Conveyor shared-memory
  * example (its common_memory page), stage for stage.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * text.c - the "text" module: stages that treat items as lines of text.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * channel_util.c - helpers of the channel tests (channel_util.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * channel_util.h - what the channel tests share: channels with their
  * shared counters and bells, records whose bytes say which they are, child

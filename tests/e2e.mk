@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/e2e.mk - end-to-end tests: the real conveyor-host on real INI files.
 E2E_SOURCES = tests/harness.c tests/harness.h
 E2E_TESTS = tests/test_e2e_linear tests/test_e2e_failures tests/test_e2e_config \

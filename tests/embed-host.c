@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * embed-host.c - a program that embeds Conveyor through <conveyor/host.h>
  * and does not hand over its arguments' memory: the end-to-end tests check

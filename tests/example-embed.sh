@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # example-embed.sh - runs examples/embed (a pipeline inside a program) on
 # both transports and compares what it prints with examples/embed.expected.
 build=${CONVEYOR_BUILDDIR:-.}

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * exec_echo.c - the program the exec module's tests run as a stage: it
  * replies to every item it reads with the item itself, flushed at once,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * harness.h - runs the real conveyor-host for end-to-end tests.
  *

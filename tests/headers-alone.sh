@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/headers-alone.sh - proves that each public header compiles alone,
 # with warnings as errors, as C99 and as C++11: a translation unit holding
 # only `#include <conveyor/plugin.h>`, one holding only

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # layers.sh - checks the dependency rule of framework/: a file includes
 # headers of its own layer and of the layers below it, never above
 # (docs/design-notes.md, "Map of the code"):

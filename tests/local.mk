@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/local.mk - the Criterion test-suite (included from Makefile.am).
 # Unit tests link the convenience library to reach internal functions;
 # end-to-end tests run the real conveyor-host on INI files.

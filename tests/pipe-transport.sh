@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # pipe-transport.sh - runs the end-to-end suites again with the pipe transport as the default,
 # so every pipeline they run is checked on both transports (ring is the
 # default; pipe is the reference implementation).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # python-binding.sh - the Python binding's tests (bindings/python), on both
 # transports, against the library in the build tree; skipped without python3.
 command -v python3 >/dev/null 2>&1 || { echo "SKIP: no python3"; exit 77; }

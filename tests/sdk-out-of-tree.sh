@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/sdk-out-of-tree.sh - proves that an installed Conveyor is all a
 # plugin author needs: installs Conveyor into a temporary prefix, builds
 # sdk/template against it with pkg-config alone, runs the template's

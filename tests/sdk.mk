@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/sdk.mk - tests of the public SDK headers themselves (included from
 # tests/local.mk): the ABI layout pinned in numbers, and each header
 # compiling alone as C99 and C++11.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # serial.sh - the tests that must run alone: every conveyor-host run sweeps the segments of
 # dead hosts, so a test of --cleanup after SIGKILL can only be exact when no
 # other pipeline starts meanwhile.  tests/e2e.mk runs this after the rest.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_abi_layout.c - pins the plugin ABI: the size and offset of every
  * field of every public struct, and the values of the public constants, as

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_channel.c - both channel implementations (ring, pipe) through
  * channel.h: records in order, end of stream, watermarks, building in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_channel_ring.c - the ring (channel_ring.c) through channel.h:
  * wrap-around, a full ring and the bells, a consumer gone, records in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_config.c - pipeline.ini parsing (framework/load/config.c): defaults, every
  * key, paths resolved against the INI file's folder, multi-line values, and

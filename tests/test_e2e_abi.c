@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_e2e_abi.c - the plugin ABI end to end: conveyor_forward,
  * conveyor_emit_begin/commit (1.1; built in the channel itself where the

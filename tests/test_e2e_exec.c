@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_e2e_exec.c - the exec module end to end: stages that are programs
  * (tr, grep, sed, sh, python3 and tests/exec_echo), run by the real

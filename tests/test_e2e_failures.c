@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_e2e_failures.c - how the real conveyor-host ends when things go
  * wrong: a stage failing or crashing, a refused init, the error policies,

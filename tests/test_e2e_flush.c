@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_e2e_flush.c - a stage's flush callback end to end (testplug:batch
  * keeps items and emits them from flush): called when the input has

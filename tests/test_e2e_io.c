@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_e2e_io.c - the run's own edges: standard descriptors that are closed
  * or non-blocking when conveyor-host starts, and the input and output files

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_e2e_linear.c - linear pipelines end to end: the real conveyor-host,
  * real INI files, exact output, exit status, messages and /dev/shm.

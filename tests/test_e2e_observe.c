@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_e2e_observe.c - what the real conveyor-host tells the people who
  * watch it: the summary that ends every run (complete, failed, crashed,

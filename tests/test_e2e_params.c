@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_e2e_params.c - plugin parameters end to end: a stage's check() run
  * by --check and before every run (a bad value refused with its file and

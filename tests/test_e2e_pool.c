@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_e2e_pool.c - large items by reference, end to end: the real
  * conveyor-host on length32 items of 100 KiB.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_e2e_redis.c - the redis module end to end, against a real
  * redis-server started for each test (on a unix socket in a fresh folder,

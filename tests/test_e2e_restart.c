@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_e2e_restart.c - supervised restarts (restart = on-failure): a stage
  * that dies by a signal is started again and the item it held is processed

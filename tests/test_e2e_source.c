@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_e2e_source.c - source stages end to end (type = source: a plugin's
  * produce() feeds the pipeline): sources that end, several sources merged,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_e2e_top.c - watching a running pipeline: conveyor-host --top of a
  * real run (JSON and text: counters that move, the slow stage named the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_e2e_topology.c - forks, joins, pipes and replicas end to end: the
  * real conveyor-host on INI files, asserting the exact output (or the exact

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_embed.c - a pipeline inside a program (conveyor_pipeline_start and
  * conveyor_run_*): outputs, flushes, timeouts, back-pressure, failures

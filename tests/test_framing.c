@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_framing.c - the reader's splitting (lines, nul, length32, limits,
  * truncation, EINTR, pipes fed in pieces) and the writer's joining.

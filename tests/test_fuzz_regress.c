@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_fuzz_regress.c - what the fuzz targets (fuzz/) found, kept as tests.
  *

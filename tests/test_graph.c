@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_graph.c - unit tests of load/plan.c: every validation message with its
  * line, and what a valid pipeline compiles to (processes, channels, routes,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_inbox.c - the inbox (run/inbox.c) alone, merging real ring and pipe channels. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

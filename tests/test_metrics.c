@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_metrics.c - unit tests of the metrics formats (run/metrics_format.c):
  * Prometheus label and JSON string escaping, the channels a pipe cannot

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_params.c - a stage's parameters as a plugin reads them
  * (framework/api/params.c): the typed getters on good and bad values with

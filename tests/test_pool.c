@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_pool.c - the shared pool of large items (framework/transport/pool.c): blocks,
  * counts, first-fit reuse, a full pool, bad references, and counts changed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_shm.c - the user's segment (create, load, read-only, unlink), the
  * sweep of dead hosts' segments, robust locks and shared areas.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_util.c - framework/base/util.c: sizes and numbers, spelling suggestions,
  * string helpers, allocation failure, and whole-buffer I/O through

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/unit-config.mk - unit tests of pipeline.ini parsing, plugin
 # parameters and the small helpers (framework/load/config.c,
 # framework/api/params.c, framework/base/util.c); included by tests/local.mk.

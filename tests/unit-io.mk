@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/unit-io.mk - unit tests of shared memory, locks, the pool, channels, item framing, the inbox
 # and the metrics formats
 # (included from tests/local.mk).

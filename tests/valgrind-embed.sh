@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # valgrind-embed.sh - for `make check-valgrind`: a pipeline inside a program under
 # valgrind memcheck, the program, its run's host and every stage process
 # alike (valgrind follows forks): examples/embed on 20,000 items, and the

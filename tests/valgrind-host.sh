@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # valgrind-host.sh - conveyor-host under valgrind memcheck, for `make check-valgrind`: the
 # end-to-end suites run it in place of the host.  Definite leaks and memory
 # errors, in the host or in any of its forked processes, make it exit 99, and

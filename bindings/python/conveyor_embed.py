@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """conveyor_embed - a Conveyor pipeline inside a Python program.
 
 Pure Python over libconveyor's embedding calls (conveyor/host.h), with

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """test_conveyor_embed - the Python binding end to end: open/run/close,
 push/pull/flush, a second batch on the same processes, timeouts, a failing
 stage with conveyor-host's message, and nothing left behind.

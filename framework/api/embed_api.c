@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * embed_api.c - a pipeline inside a program: the conveyor_run_* calls of
  * conveyor/host.h, over run/embed.c.

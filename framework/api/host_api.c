@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * host_api.c - the embedding API (sdk/conveyor/host.h): open a pipeline
  * (parse, validate, load plugins), run it, draw it, list plugins, sweep

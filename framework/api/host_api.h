@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * host_api.h - what the files of api/ share: an opened pipeline's plan
  * and loaded stages, for the embedding calls (embed_api.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * monitor_api.c - watching a running pipeline from another process
  * (conveyor/host.h: conveyor_monitor_*), over the metrics segment every

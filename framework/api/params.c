@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * params.c - a stage's parameters as a plugin reads them (sdk/conveyor/
  * plugin.h): conveyor_param() with the defaults the stage declares, the

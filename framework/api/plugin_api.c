@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * plugin_api.c - the calls a plugin makes (sdk/conveyor/plugin.h), implemented
  * over the process's runtime context.  A context without a run is the

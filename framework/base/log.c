@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* log.c - the framework's messages on standard error, one write per line. */
 #include <errno.h>
 #include <stdio.h>

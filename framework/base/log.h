@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log.h - the framework's one way to print.  Every message goes to standard
  * error as "conveyor-host: ..." (or "conveyor-host: STAGE[REPLICA]: ..."

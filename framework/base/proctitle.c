@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* proctitle.c - a process's name in ps and top (see proctitle.h). */
 #include <errno.h>
 #include <fcntl.h>

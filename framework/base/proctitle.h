@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * proctitle.h - the names a process shows in ps and top: its kernel name
  * (PR_SET_NAME, 15 bytes, /proc/PID/comm) and, when the program handed over

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* strmap.c - strings to integers in a hash table (see strmap.h). */
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * strmap.h - a map from strings to small integers (a hash table with
  * linear probing), for names looked up once per line of a large file: the

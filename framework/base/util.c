@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * util.c - small helpers shared by the framework (see util.h): size and
  * number parsing, spelling suggestions, allocation that aborts on out of

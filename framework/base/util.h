@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * util.h - small helpers shared by the framework: sizes, suggestions,
  * strings and whole-buffer I/O that survives EINTR and short writes.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * conveyor-host - runs a Conveyor pipeline described in an INI file.
  *
@@ -52,6 +53,18 @@ static const char usage_text[] =
 
 enum { OPT_CHECK = 256, OPT_GRAPH, OPT_LIST, OPT_PLUGIN_PATH, OPT_CLEANUP, OPT_LOG_TIME,
        OPT_PROGRESS, OPT_NO_PROGRESS, OPT_TOP, OPT_ONCE, OPT_JSON };
+
+/* --version: the program's version, then the library's (libconveyor may be
+ * upgraded apart from the program) and the plugin ABI modules are built
+ * for: the ABI libconveyor.pc states as abi_major/abi_minor. */
+static void print_version(void)
+{
+    printf("conveyor-host (Conveyor) %s\n", PACKAGE_VERSION);
+    printf("libconveyor %s, plugin ABI %d.%d (loads modules of ABI %d.0 to %d.%d)\n",
+           conveyor_version(), CONVEYOR_ABI_MAJOR, CONVEYOR_ABI_MINOR, CONVEYOR_ABI_MAJOR,
+           CONVEYOR_ABI_MAJOR, CONVEYOR_ABI_MINOR);
+    printf("plugin folder: %s\n", conveyor_plugindir());
+}
 
 static int usage_error(const char *msg)
 {
@@ -152,7 +165,7 @@ static int parse_args(int argc, char **argv, struct cli *o)
         case 'v': o->verbosity++; break;
         case 'q': o->verbosity = 0; break;
         case 'h': printf(usage_text, conveyor_plugindir()); return CONVEYOR_EXIT_OK;
-        case 'V': printf("conveyor-host (Conveyor) %s\n", conveyor_version()); return CONVEYOR_EXIT_OK;
+        case 'V': print_version(); return CONVEYOR_EXIT_OK;
         case ':':
             snprintf(msg, sizeof msg, "option '%s' needs a value", argv[optind - 1]);
             return usage_error(msg);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * top.c - conveyor-host --top: attaches read-only to a running pipeline's
  * metrics (conveyor_monitor_*) and shows them: redrawn every second, or

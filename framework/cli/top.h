@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * top.h - conveyor-host --top: a running pipeline's live metrics, redrawn
  * every second like top(1), or once as text or JSON.

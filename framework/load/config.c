@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * config.c - reads pipeline.ini into a cv_config (contract in config.h).
  *

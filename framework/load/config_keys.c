@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * config_keys.c - the keys of pipeline.ini, one row each, and the code that
  * reads a value into its field (contract in config_keys.h).

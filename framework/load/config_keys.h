@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * config_keys.h - the keys of pipeline.ini as one table (config_keys.c).
  *

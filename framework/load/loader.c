@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * loader.c - finds plugin modules on the search path, loads them with
  * libltdl and checks their descriptor before anything runs (see loader.h).

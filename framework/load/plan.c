@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * plan.c - checks the stages of a pipeline as a graph and compiles it into
  * processes, channels and routes (see plan.h).

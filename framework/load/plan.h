@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * plan.h - validates a pipeline's stages as a graph and compiles it into
  * processes and channels.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * plan_dot.c - draws a pipeline for --graph: its stages as written and the
  * processes and channels they compile to, as a Graphviz DOT graph.

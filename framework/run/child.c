@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * child.c - what every forked process runs: its set-up (signals, channel
  * ends, standard descriptors), then the loop of the source (read the input,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * embed.c - a pipeline inside a program (see embed.h): the program's ends
  * (push, pull, flush, finish, stop), the run's host process it forks, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * embed.h - a pipeline inside a program (what conveyor/host.h's
  * conveyor_run_* calls do).

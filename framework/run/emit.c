@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * emit.c - how a forked process sends: the emit calls a plugin makes, the
  * routing of an item to its channels (replicate, balance), large items by

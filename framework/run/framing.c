@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * framing.c - the source's splitter (bytes -> items) and the sink's joiner
  * (items -> bytes) for the lines, nul and length32 framings.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * framing.h - splitting a byte stream into items and joining items into one.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * inbox.c - merges a process's input channels (see inbox.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * inbox.h - how a process merges its input channels into one stream.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * metrics.c - the host's sampler of live metrics and the segment it
  * publishes them in (layout and rules in metrics.h), and the reader

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * metrics.h - live metrics of a running pipeline: what the host samples ten
  * times a second from the shared counters, the segment it publishes them

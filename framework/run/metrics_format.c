@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * metrics_format.c - a metrics snapshot (metrics.h) written out: top's
  * screen, JSON for scripts, Prometheus text for the node_exporter textfile

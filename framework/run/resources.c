@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * resources.c - what a run creates before the first fork and removes on
  * every way out: the input and output files (never one and the same), the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * run.h - what the files of run/ share: the state of a running pipeline
  * (struct cv_run, the same in the host and, after fork, in every child),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * supervisor.c - the host's side of a run: forks the source, one process per
  * stage replica and the sink, then only supervises.  It reaps children,

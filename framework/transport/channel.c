@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * channel.c - dispatches the channel interface (channel.h) to the
  * transport a channel was made with: pipe (channel_pipe.c) or shared-memory

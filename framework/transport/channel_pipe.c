@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * channel_pipe.c - the pipe implementation of channel.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * channel_ring.c - the shared-memory ring implementation of channel.h, the
  * default transport.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool.h - the shared pool that large items live in, so that channels carry
  * references to them instead of their bytes (ring transport).

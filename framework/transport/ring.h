@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ring.h - what the two files of the ring transport share: the ring in
  * shared memory, the state of a process's ends, and ringing a bell

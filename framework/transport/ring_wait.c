@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ring_wait.c - how the processes of a ring transport sleep and wake: the
  * adaptive spin, the doorbell futex, giving way after a hand-off, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shm.c - the user's named shared-memory segment (create, load, protect,
  * unlink, sweep of dead hosts' leftovers) and the framework's anonymous

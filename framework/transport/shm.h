@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shm.h - the user's shared-memory segment and the framework's shared area.
  *

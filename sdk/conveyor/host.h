@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * conveyor/host.h - running Conveyor pipelines from a program.
  *

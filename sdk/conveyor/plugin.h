@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * conveyor/plugin.h - the one header a Conveyor plugin author includes.
  *

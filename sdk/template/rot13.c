@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rot13.c - a Conveyor plugin module built out of the Conveyor tree: one
  * stage, rot13, that rotates ASCII letters by 13 places (or by its shift

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * abi10.c - a module built for ABI 1.0, as modules were before 1.1 added
  * emit_begin, emit_commit and forward: a later host must keep running it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * abi11.c - a module built for ABI 1.1, before 1.2 added stage_size: a
  * later host reads its stages at the stage size of 1.0 (unchanged in 1.1).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bad_abi.c - a test module built for an ABI major the host does not have
  * (99).  The descriptor is written by hand, not with CONVEYOR_MODULE(),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hand_made.h - the one stage (identity) of the test modules whose
  * descriptor is written by hand to test the host's ABI checks, and the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/plugins/local.mk - test-only plugin modules (included from
 # tests/local.mk).  check_LTLIBRARIES: built by `make check`, never
 # installed; -rpath makes libtool build real shared modules rather than

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * narrow_param.c - a test module whose descriptor declares parameter specs
  * shorter than the spec of ABI 1.0 (a name alone): the host cannot read the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * narrow_stage.c - a test module whose descriptor declares stages shorter
  * than the stage of ABI 1.0 (it stops before fini and params): the host

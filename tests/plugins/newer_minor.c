@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * newer_minor.c - a test module claiming ABI 1.99: the right major, but a
  * minor newer than the host's.  It may rely on calls the host lacks, so the

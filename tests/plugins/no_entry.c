@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * no_entry.c - a shared object that loads fine but is not a Conveyor
  * module: it exports a function and no conveyor_module_v1.  The host must

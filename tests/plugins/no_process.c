@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * no_process.c - a test module with a stage whose process() is NULL.
  * process is the one required callback, so the host must refuse the stage

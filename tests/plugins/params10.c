@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * params10.c - a module built for ABI 1.0 whose stage declares params, in
  * the spec of 1.0 (a name and a summary, 16 bytes on LP64): the host must

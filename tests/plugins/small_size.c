@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * small_size.c - a test module whose descriptor claims to be 8 bytes long,
  * too short to hold the name and stages fields.  The host reads no field

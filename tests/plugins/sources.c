@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sources.c - the "sources" test module: type = source stages for the
  * end-to-end tests and the benchmarks.  Never installed.

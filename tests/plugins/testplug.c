@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * testplug.c - the "testplug" module: stages that misbehave on purpose, or
  * show what the framework gives them, for the end-to-end tests and the

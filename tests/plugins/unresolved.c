@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * unresolved.c - a module whose process() calls a function no library
  * defines: loading it with lazy binding succeeds and the first item would

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wide_param.c - a module built with a conveyor_param_spec 16 bytes longer
  * than the host's, as a later minor version that adds spec fields would

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wide_stage.c - a module built with a conveyor_stage 16 bytes longer than
  * the host's, as a later minor version that adds stage fields would build
