@@ -103,12 +103,6 @@ examples_embed_SOURCES = examples/embed.c
 examples_embed_LDADD = framework/libconveyor.la
 TESTS += tests/example-embed.sh
 EXTRA_DIST += tests/example-embed.sh
-# examples/ is distributed as a folder: not what building the example left there.
-dist-hook: dist-examples-clean
-dist-examples-clean:
-	rm -rf $(distdir)/examples/.deps $(distdir)/examples/.libs $(distdir)/examples/.dirstamp \
-	    $(distdir)/examples/*.o $(distdir)/examples/embed$(EXEEXT)
-.PHONY: dist-examples-clean
 # (Through a variable, so automake keeps its own recipe for this log.)
 EXAMPLE_EMBED_LOG = tests/example-embed.sh.log
 $(EXAMPLE_EMBED_LOG): examples/embed$(EXEEXT) $(pkglib_LTLIBRARIES)
@@ -119,6 +113,15 @@ EXTRA_DIST += tests/python-binding.sh bindings/python/conveyor_embed.py \
 	bindings/python/test_conveyor_embed.py
 PYTHON_BINDING_LOG = tests/python-binding.sh.log
 $(PYTHON_BINDING_LOG): framework/libconveyor.la $(check_LTLIBRARIES) $(pkglib_LTLIBRARIES)
+
+# conveyor@.service's sandbox against what pipelines do, under strace.
+TESTS += tests/systemd-unit.sh
+EXTRA_DIST += tests/systemd-unit.sh
+SYSTEMD_UNIT_LOG = tests/systemd-unit.sh.log
+$(SYSTEMD_UNIT_LOG): systemd/conveyor@.service conveyor-host $(pkglib_LTLIBRARIES)
+if SANITIZERS
+AM_TESTS_ENVIRONMENT += CONVEYOR_SANITIZERS=1; export CONVEYOR_SANITIZERS;
+endif
 
 # Unit tests of graph validation and compilation.
 check_PROGRAMS += tests/test_graph

@@ -59,8 +59,10 @@ run configure ./configure --prefix="$prefix" --disable-tests
 run build make -j2
 run install make install
 
-for f in bin/conveyor-host lib/libconveyor.so include/conveyor/plugin.h \
-         include/conveyor/host.h lib/pkgconfig/conveyor.pc; do
+for f in bin/conveyor-host lib/libconveyor.so lib/libconveyor.so.0 include/conveyor/plugin.h \
+         include/conveyor/host.h lib/pkgconfig/conveyor.pc \
+         share/doc/conveyor/template/Makefile share/doc/conveyor/template/rot13.c \
+         share/doc/conveyor/examples/quickstart.ini share/doc/conveyor/examples/embed.c; do
     [[ -e $prefix/$f ]] || fail "make install did not install $f"
 done
 
@@ -69,13 +71,18 @@ plugindir=$(pkg-config --variable=plugindir conveyor) ||
     fail "pkg-config does not find conveyor.pc in $PKG_CONFIG_PATH"
 [[ $plugindir == "$prefix/lib/conveyor" ]] ||
     fail "pkg-config --variable=plugindir conveyor is '$plugindir', expected '$prefix/lib/conveyor'"
+abi="$(pkg-config --variable=abi_major conveyor).$(pkg-config --variable=abi_minor conveyor)"
+want_abi=$(sed -n 's/^#define CONVEYOR_ABI_MAJOR //p' "$srcdir/sdk/conveyor/plugin.h").$(sed -n 's/^#define CONVEYOR_ABI_MINOR //p' "$srcdir/sdk/conveyor/plugin.h")
+[[ $abi == "$want_abi" ]] ||
+    fail "conveyor.pc states plugin ABI '$abi' (abi_major.abi_minor), plugin.h says $want_abi"
 for m in text math shm_demo; do
     [[ -e $plugindir/$m.so ]] || fail "the stock module $m.so is not installed in $plugindir"
 done
 
 # --- build the template out of tree -------------------------------------------
 
-cp -R "$srcdir/sdk/template" "$tmp/plugin"
+# The installed copy of the template, as a plugin author finds it.
+cp -R "$prefix/share/doc/conveyor/template" "$tmp/plugin"
 rm -f "$tmp/plugin"/*.so "$tmp/plugin"/*.o   # whatever a build in the source left
 cd "$tmp/plugin"
 run template-build make
@@ -121,6 +128,79 @@ host --check -c bad.ini >"$logs/bad.out" 2>"$logs/bad.err" || rc=$?
 want="conveyor-host: error: bad.ini:16: [encode] key 'shift' = '26': out of range: it must be from 1 to 25"
 [[ $(head -n 1 "$logs/bad.err") == "$want" ]] ||
     fail "--check on shift = 26 said '$(cat "$logs/bad.err")', expected '$want'"
+
+# --- the module exports its descriptor alone ----------------------------------
+
+echo "$me: exported symbols"
+exported=$(nm -D --defined-only rot13.so | awk '{print $3}' | sort | tr '\n' ' ')
+[[ $exported == "conveyor_module_v1 " ]] ||
+    fail "rot13.so exports '$exported', expected only conveyor_module_v1 (-fvisibility=hidden)"
+
+# --- make install: the module's own prefix; make install-system: the host's -----
+
+echo "$me: make install into the module's own prefix"
+run template-install make install prefix="$tmp/own"
+[[ -f $tmp/own/lib/conveyor/rot13.so ]] ||
+    fail "make install prefix=$tmp/own did not install $tmp/own/lib/conveyor/rot13.so"
+grep -v '^plugin_path' pipeline.ini >"$tmp/own.ini"
+rc=0
+out=$(printf 'Hello\n' | env CONVEYOR_PLUGIN_PATH="$tmp/own/lib/conveyor" \
+      LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+      "$prefix/bin/conveyor-host" -q -c "$tmp/own.ini" 2>"$logs/own.err") || rc=$?
+((rc == 0)) || { cat "$logs/own.err" >&2; fail "the module installed in its own prefix: exit $rc"; }
+[[ $out == Uryyb ]] || fail "the module installed in its own prefix printed '$out', expected 'Uryyb'"
+
+echo "$me: make install-system with DESTDIR"
+run template-install-system make install-system DESTDIR="$tmp/stage"
+[[ -f $tmp/stage$plugindir/rot13.so ]] ||
+    fail "make install-system DESTDIR=$tmp/stage did not install $tmp/stage$plugindir/rot13.so"
+
+# --- the plugin guide's autotools recipe, as the guide writes it ----------------
+
+# The configure.ac and Makefile.am fragments are taken from
+# docs/plugin-guide.md itself, so the guide cannot drift from what works.
+guide_block() {   # guide_block LANG: the first ```LANG block after the autotools heading
+    awk -v lang="$1" '
+        /^In an autotools project/ { on = 1 }
+        on && $0 == "```" lang { inblock = 1; next }
+        inblock && /^```/ { exit }
+        inblock { print }' "$srcdir/docs/plugin-guide.md"
+}
+if command -v autoreconf >/dev/null; then
+    echo "$me: the plugin guide's autotools recipe"
+    mkdir "$tmp/autotools"
+    cp "$tmp/plugin/rot13.c" "$tmp/autotools/mytext.c"
+    {
+        echo 'AC_INIT([mytext], [1.0])'
+        echo 'AM_INIT_AUTOMAKE([foreign])'
+        echo 'AC_PROG_CC'
+        echo 'LT_INIT([disable-static])'
+        guide_block m4
+        echo 'AC_CONFIG_FILES([Makefile])'
+        echo 'AC_OUTPUT'
+    } >"$tmp/autotools/configure.ac"
+    guide_block make >"$tmp/autotools/Makefile.am"
+    grep -q PKG_CHECK_MODULES "$tmp/autotools/configure.ac" ||
+        fail "no \`\`\`m4 block with PKG_CHECK_MODULES after 'In an autotools project' in docs/plugin-guide.md"
+    grep -q plugin_LTLIBRARIES "$tmp/autotools/Makefile.am" ||
+        fail "no \`\`\`make block with plugin_LTLIBRARIES after 'In an autotools project' in docs/plugin-guide.md"
+    cd "$tmp/autotools"
+    run recipe-autoreconf autoreconf -fi
+    run recipe-configure ./configure --prefix="$tmp/recipe"
+    run recipe-install make install
+    [[ -f $tmp/recipe/lib/conveyor/mytext.so ]] ||
+        fail "the guide's recipe installed no $tmp/recipe/lib/conveyor/mytext.so (the plugin's own prefix)"
+    [[ ! -e $tmp/recipe/lib/conveyor/mytext.la ]] || fail "the guide's recipe left mytext.la installed"
+    exported=$(nm -D --defined-only "$tmp/recipe/lib/conveyor/mytext.so" | awk '{print $3}' | tr '\n' ' ')
+    [[ $exported == "conveyor_module_v1 " ]] ||
+        fail "the guide's recipe built a module exporting '$exported', expected only conveyor_module_v1"
+    run recipe-system ./configure --prefix="$tmp/recipe" --with-plugindir=system
+    [[ $(sed -n 's/^plugindir = //p' Makefile) == "$plugindir" ]] ||
+        fail "--with-plugindir=system gave plugindir '$(sed -n 's/^plugindir = //p' Makefile)', expected $plugindir"
+    cd "$tmp/plugin"
+else
+    echo "$me: autoreconf is not installed: the guide's autotools recipe is not tried"
+fi
 
 # --- the installed plugin folder is searched ----------------------------------
 

@@ -15,3 +15,7 @@ EXTRA_DIST += tests/headers-alone.sh
 AM_TESTS_ENVIRONMENT += \
 	CC='$(CC)'; export CC; \
 	CONVEYOR_CXX='$(CONVEYOR_CXX)'; export CONVEYOR_CXX;
+
+# Every source file states its license (SPDX-License-Identifier).
+TESTS += tests/spdx.sh
+EXTRA_DIST += tests/spdx.sh
