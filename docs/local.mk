@@ -4,4 +4,5 @@
 # the hand-written page is listed in EXTRA_DIST as well.
 man_MANS += docs/conveyor-host.1
 EXTRA_DIST += docs/conveyor-host.1
-dist_doc_DATA += docs/plugin-guide.md docs/pipeline-ini.md docs/design-notes.md docs/scaling-out.md
+dist_doc_DATA += docs/plugin-guide.md docs/pipeline-ini.md docs/design-notes.md docs/scaling-out.md \
+	docs/packaging.md
