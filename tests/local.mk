@@ -22,3 +22,4 @@ include tests/unit-config.mk
 include tests/unit-io.mk
 include tests/e2e.mk
 include tests/sdk.mk
+include tests/docs.mk
