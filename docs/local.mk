@@ -12,8 +12,8 @@ man_pages = docs/conveyor-host.1 docs/pipeline.ini.5 docs/conveyor-plugin.3 \
 man_MANS += $(man_pages)
 EXTRA_DIST += $(man_pages:=.in)
 CLEANFILES += $(man_pages)
-dist_doc_DATA += docs/plugin-guide.md docs/pipeline-ini.md docs/design-notes.md docs/scaling-out.md \
-	docs/packaging.md
+dist_doc_DATA += docs/pipeline-ini.md docs/design-notes.md docs/scaling-out.md docs/packaging.md
+dist_sdkdoc_DATA = docs/plugin-guide.md
 
 man_sed = sed \
 	-e 's|@VERSION[@]|$(PACKAGE_VERSION)|g' \
@@ -24,7 +24,8 @@ man_sed = sed \
 	-e 's|@pkglibdir[@]|$(pkglibdir)|g' \
 	-e 's|@includedir[@]|$(includedir)|g' \
 	-e 's|@pkgconfigdir[@]|$(pkgconfigdir)|g' \
-	-e 's|@docdir[@]|$(docdir)|g'
+	-e 's|@docdir[@]|$(docdir)|g' \
+	-e 's|@sdkdocdir[@]|$(sdkdocdir)|g'
 
 $(man_pages): Makefile
 	$(AM_V_GEN)$(MKDIR_P) docs && \
