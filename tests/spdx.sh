@@ -42,7 +42,7 @@ checked=0
 while IFS= read -r -d '' f; do
     generated "$f" && continue
     case $f in
-        *.c | *.h | *.sh | *.py | *.mk | *.am | *.ac | *.m4 | *.in | *.1 | *.3 | *.5) ;;
+        *.c | *.h | *.sh | *.py | *.mk | *.am | *.ac | *.m4 | *.in) ;;
         *)
             # Other files: scripts by their first line.
             [[ -x $f || $f == */Makefile || $f == ./debian/rules ]] || continue
