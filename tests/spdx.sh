@@ -28,8 +28,10 @@ source_files() {
     if [[ -e .git ]] && command -v git >/dev/null; then
         git ls-files -z | sed -z 's|^|./|'
     else
-        find . -type f ! -name '*.o' ! -name '*.lo' ! -name '*.so' ! -name '*.log' \
-            ! -name '*.trs' ! -name '*~' -print0 |
+        # (make distcheck builds in _build/ and installs in _inst/ inside
+        # the unpacked release tree.)
+        find . \( -path ./_build -o -path ./_inst \) -prune -o -type f ! -name '*.o' \
+            ! -name '*.lo' ! -name '*.so' ! -name '*.log' ! -name '*.trs' ! -name '*~' -print0 |
             while IFS= read -r -d '' f; do
                 # libtool's wrapper scripts of the programs built here
                 head -n 3 "$f" | grep -q 'temporary wrapper script' || printf '%s\0' "$f"
