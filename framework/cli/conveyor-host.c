@@ -56,7 +56,7 @@ enum { OPT_CHECK = 256, OPT_GRAPH, OPT_LIST, OPT_PLUGIN_PATH, OPT_CLEANUP, OPT_L
 
 /* --version: the program's version, then the library's (libconveyor may be
  * upgraded apart from the program) and the plugin ABI modules are built
- * for: the ABI libconveyor.pc states as abi_major/abi_minor. */
+ * for: the ABI conveyor.pc states as abi_major/abi_minor. */
 static void print_version(void)
 {
     printf("conveyor-host (Conveyor) %s\n", PACKAGE_VERSION);
