@@ -397,6 +397,20 @@ size_t children_of(pid_t host, pid_t *kids, size_t max)
     return n;
 }
 
+void host_err_put_back(host_run *r, const char *buf, const char *marker)
+{
+    const char *rest = strstr(buf, marker);
+    cr_assert(rest, "no '%s' in: %s", marker, buf);
+    rest += strlen(marker);
+    size_t a = strlen(rest), b = strlen(r->err);
+    char *both = malloc(a + b + 1);
+    cr_assert(both);
+    memcpy(both, rest, a);
+    memcpy(both + a, r->err, b + 1);
+    free(r->err);
+    r->err = both;
+}
+
 void read_until(int fd, char **buf, size_t *len, const char *needle)
 {
     double deadline = now() + 10;

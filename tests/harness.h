@@ -76,6 +76,11 @@ size_t children_of(pid_t host, pid_t *kids, size_t max);
  * start NULL) until it holds NEEDLE; the test fails after 10 s or when the
  * stream ends first. */
 void read_until(int fd, char **buf, size_t *len, const char *needle);
+/* read_until() reads in chunks, so BUF may hold more than MARKER: what the
+ * host wrote right after it (a summary, when a drain ends before the test
+ * reads).  Puts that part back in front of R's standard error, so that
+ * R->err is all the host wrote after MARKER. */
+void host_err_put_back(host_run *r, const char *buf, const char *marker);
 
 /* How many /dev/shm entries the host PID left behind. */
 int shm_left(pid_t pid);

@@ -110,23 +110,6 @@ static void finish_keeping_stdin(host_run *r, int timeout, int *keep)
     host_finish(r, NULL, 0, timeout);
 }
 
-/* read_until() reads in chunks, so BUF may hold more than MARKER: what the
- * host wrote right after it (the summary, when a drain ends before the test
- * reads).  That part goes back in front of the rest of standard error. */
-static void put_back_after(host_run *r, const char *buf, const char *marker)
-{
-    const char *rest = strstr(buf, marker);
-    cr_assert(rest, "no '%s' in: %s", marker, buf);
-    rest += strlen(marker);
-    size_t a = strlen(rest), b = strlen(r->err);
-    char *both = malloc(a + b + 1);
-    cr_assert(both);
-    memcpy(both, rest, a);
-    memcpy(both + a, r->err, b + 1);
-    free(r->err);
-    r->err = both;
-}
-
 /* Standard error is exactly MESSAGES then the summary WANT (masked); the
  * run left nothing in /dev/shm. */
 static void assert_err(const host_run *r, const char *messages, const char *want)
@@ -292,7 +275,7 @@ Test(observe, summary_after_a_drain, .timeout = 30)
     read_until(r.err_fd, &errbuf, &elen, "send it again to stop at once\n");
     finish_keeping_stdin(&r, 10, &keep);
     cr_assert_eq(r.status, 143, "status %d, stderr: %s%s", r.status, errbuf, r.err);
-    put_back_after(&r, errbuf, "send it again to stop at once\n");
+    host_err_put_back(&r, errbuf, "send it again to stop at once\n");
     int k = 0;
     for (const char *p = out; *p; p++)
         k += *p == '\n';
