@@ -1,10 +1,18 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# tests/man-render.sh - renders every made manual page with man-db's
+# tests/man-render.sh - renders every manual page with man-db's
 # `man --warnings` (groff -ww) and fails on anything at all on standard
 # error or a failed render; then lays the pages and the one-line .so pages
 # out as an installed man tree and checks that `man conveyor_emit` (every
 # function's page) shows the page describing it.
+#
+# Each page is rendered twice:
+#   - as this build made it, with every warning but line filling ("cannot
+#     adjust line", "can't break line"): the folders it names are this
+#     build's, and a long --prefix (distcheck's _inst) is not a fault of
+#     the page;
+#   - made again from docs/NAME.in with the folders of a /usr installation,
+#     the text the distributions ship, with every warning.
 #
 # Environment (set by `make check`, tests/local.mk):
 #   CONVEYOR_SRCDIR    the source tree (default: the folder above this script)
@@ -35,22 +43,55 @@ render() {
     LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 "$@"
 }
 
-mkdir -p "$tmp/man/man1" "$tmp/man/man3" "$tmp/man/man5"
+# check_render LABEL PAGE [MANROFFOPT]: renders PAGE, fails on a warning,
+# a failed render or an empty one.
+check_render() {
+    MANROFFOPT=${3:-} render -l "$2" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ -s "$tmp/err" ]; then
+        fail "$1: man --warnings says:"
+        sed 's/^/    /' "$tmp/err" >&2
+    fi
+    [ "$rc" -eq 0 ] || fail "$1: man -l exited with status $rc"
+    [ -s "$tmp/out" ] || fail "$1: man -l rendered nothing"
+}
+
+# The values of a Debian /usr installation (the longest folders a
+# distribution ships) for the placeholders of docs/*.in, whose rule is
+# man_sed in docs/local.mk; the version and ABI are this tree's.
+version=$(sed -n 's/^AC_INIT(\[[^]]*\], *\[\([^]]*\)\].*/\1/p' "$srcdir/configure.ac")
+abi_major=$(sed -n 's/^#define CONVEYOR_ABI_MAJOR \([0-9]*\)$/\1/p' "$srcdir/sdk/conveyor/plugin.h")
+abi_minor=$(sed -n 's/^#define CONVEYOR_ABI_MINOR \([0-9]*\)$/\1/p' "$srcdir/sdk/conveyor/plugin.h")
+usr_sed() {
+    sed -e "s|@VERSION@|${version:-0.0.0}|g" \
+        -e "s|@ABI_MAJOR@|${abi_major:-1}|g" \
+        -e "s|@ABI_MINOR@|${abi_minor:-0}|g" \
+        -e 's|@bindir@|/usr/bin|g' \
+        -e 's|@sysconfdir@|/etc|g' \
+        -e 's|@pkglibdir@|/usr/lib/x86_64-linux-gnu/conveyor|g' \
+        -e 's|@includedir@|/usr/include|g' \
+        -e 's|@pkgconfigdir@|/usr/lib/x86_64-linux-gnu/pkgconfig|g' \
+        -e 's|@docdir@|/usr/share/doc/conveyor|g' \
+        -e 's|@sdkdocdir@|/usr/share/doc/libconveyor-dev|g' "$@"
+}
+
+mkdir -p "$tmp/man/man1" "$tmp/man/man3" "$tmp/man/man5" "$tmp/usr"
 for f in conveyor-host.1 pipeline.ini.5 conveyor-plugin.3 conveyor-embed.3; do
     page=$builddir/docs/$f
     if [ ! -f "$page" ]; then
         fail "docs/$f was not made (make all)"
         continue
     fi
-    render -l "$page" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-    if [ -s "$tmp/err" ]; then
-        fail "docs/$f (from docs/$f.in): man --warnings says:"
-        sed 's/^/    /' "$tmp/err" >&2
-    fi
-    [ "$rc" -eq 0 ] || fail "docs/$f: man -l exited with status $rc"
-    [ -s "$tmp/out" ] || fail "docs/$f: man -l rendered nothing"
+    check_render "docs/$f (from docs/$f.in)" "$page" -Wbreak
     cp "$page" "$tmp/man/man${f##*.}/"
+
+    usr_sed "$srcdir/docs/$f.in" >"$tmp/usr/$f"
+    left=$(grep -o '@[A-Za-z_]*@' "$tmp/usr/$f" | sort -u | tr '\n' ' ')
+    if [ -n "$left" ]; then
+        fail "docs/$f.in holds placeholders this test has no /usr value for (usr_sed): $left"
+        continue
+    fi
+    check_render "docs/$f.in, made for /usr" "$tmp/usr/$f"
 done
 
 # The .so pages, read through a man tree as installed.
