@@ -314,6 +314,8 @@ static void stop_stuck_run(host_run *r, int again, char **errbuf)
     if (again)
         cr_assert_eq(kill(r->pid, SIGTERM), 0);
     finish_keeping_stdin(r, 10, &keep);
+    /* A slow reader may have read the drain_timeout error with it. */
+    host_err_put_back(r, *errbuf, "send it again to stop at once\n");
     cr_assert_eq(r->status, 143, "status %d, stderr: %s%s", r->status, *errbuf, r->err);
     close(keep);
 }
