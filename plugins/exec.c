@@ -11,7 +11,10 @@
  * reply = per-item: lock-step, exactly one reply frame per input item; an
  * empty reply drops the item and one that starts with error_prefix fails
  * it, so on_error applies per item and a restart retries exactly the item
- * the program died on.
+ * the program died on.  The stage and its program take turns there, so by
+ * default (share_cpu) they are kept on one CPU: a reply then wakes its
+ * reader on the CPU it was written on, where a wake-up that lands on an
+ * idle CPU costs tens of microseconds on a VM.
  *
  * With type = source the program is the pipeline's source: it reads
  * nothing (its standard input is closed at once) and whatever it writes is
@@ -32,6 +35,7 @@
 #include <conveyor/plugin.h>
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -54,6 +58,7 @@ typedef struct exec_state {
     char *command;              /* the command as written */
     char shown[SHOWN_MAX + 8];  /* ... quoted for messages */
     int shell, per_item;
+    int share_cpu;              /* keep the stage and its program on one CPU */
     enum exec_framing framing;
     long timeout_ms;            /* 0: none */
     const char *timeout_text;
@@ -173,9 +178,40 @@ static int read_params(conveyor_ctx *ctx, exec_state *st)
     st->framing = (enum exec_framing)f;
     if ((st->per_item = choice(ctx, "reply", conveyor_param(ctx, "reply"), replies, 0)) < 0)
         return -EINVAL;
+    st->share_cpu = st->per_item;
+    if (conveyor_param_bool(ctx, "share_cpu", &st->share_cpu) < 0)
+        return -EINVAL;
     if (read_timeout(ctx, st) < 0)
         return -EINVAL;
     return read_error_prefix(ctx, st);
+}
+
+/* --- one CPU for the stage and its program -------------------------------- */
+
+/* Keeps this process, and so the program it starts, on one of the CPUs it
+ * may run on: the one its pid picks, so that stages and replicas started
+ * one after the other spread over them.  Nothing to do with one CPU. */
+static void share_one_cpu(conveyor_ctx *ctx)
+{
+    cpu_set_t allowed, one;
+    int n, pick, cpu;
+
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || (n = CPU_COUNT(&allowed)) < 2)
+        return;
+    pick = (int)(getpid() % n);
+    for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, &allowed) && pick-- == 0)
+            break;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0) {
+        conveyor_log(ctx, CONVEYOR_LOG_WARNING, "cannot keep the stage and its program on CPU %d "
+                     "(share_cpu = yes): %s; they run wherever the system puts them", cpu,
+                     strerror(errno));
+        return;
+    }
+    conveyor_log(ctx, CONVEYOR_LOG_DEBUG, "the stage and its program run on CPU %d (share_cpu)",
+                 cpu);
 }
 
 /* --- the program's life ---------------------------------------------------- */
@@ -551,6 +587,8 @@ static int exec_init(conveyor_ctx *ctx)
     rc = read_params(ctx, st);
     if (rc == -ENOMEM)
         conveyor_log(ctx, CONVEYOR_LOG_ERROR, "out of memory");
+    if (rc == 0 && st->share_cpu)
+        share_one_cpu(ctx);
     if (rc == 0)
         rc = start_program(ctx, st);
     if (rc != 0) {
@@ -652,6 +690,8 @@ static const conveyor_param_spec run_params[] = {
                  "neither read nor write (ms, s, m, h; seconds without one; none when not set)" },
     { .name = "error_prefix", .summary = "per-item: a reply starting so fails the item",
       .default_value = "\"ERROR: \"" },
+    { .name = "share_cpu", .summary = "yes: the stage and its program run on one CPU, which suits "
+                 "their taking turns (default: yes with reply = per-item, else no)" },
     { .name = NULL },
 };
 

@@ -131,6 +131,15 @@ for transport in ring pipe; do
 done
 traced /dev/null "$examples/shell-filter.ini"
 traced /dev/null "$examples/shared-memory.ini"
+# A per-item program: the stage keeps itself and it on one CPU
+# (sched_setaffinity, which the unit allows back out of @resources).
+printf '[echo]\nplugin = exec:run\ncommand = cat\nreply = per-item\n' >"$tmp/per-item.ini"
+traced "$examples/quickstart.txt" "$tmp/per-item.ini"
+cmp -s "$state/out.$n" "$examples/quickstart.txt" ||
+    fail "a per-item exec stage running cat under strace changed its items"
+if (($(nproc) > 1)) && ! grep -q 'sched_setaffinity(0, [0-9]*, \[[0-9]*\]' "$tmp/trace.$n"; then
+    fail "the per-item exec stage did not keep itself on one CPU (no sched_setaffinity in its trace)"
+fi
 cmp -s "$state/out.1" "$examples/quickstart.expected" ||
     fail "the quick start under strace printed other output than $examples/quickstart.expected"
 

@@ -9,6 +9,7 @@
  * machine is.  Restart tests name transport = ring (restarts need it).
  */
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,6 +288,96 @@ Test(exec, per_item_replicas_each_run_their_own_program)
     free(in);
 }
 
+/* --- one CPU for a per-item stage and its program ----------------------------- */
+
+/* A per-item program that replies to every item with the CPUs it may run
+ * on (Cpus_allowed_list of its own /proc entry). */
+static const char cpus_program[] =
+    "shell = yes\nreply = per-item\n"
+    "command = while read -r l; do sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/$$/status; "
+    "done\n";
+
+/* This process's Cpus_allowed_list, and how many CPUs that is. */
+static void own_cpus(char *list, size_t size, int *count)
+{
+    char *status = read_file("/proc/self/status", NULL);
+    cr_assert_not_null(status);
+    const char *p = strstr(status, "Cpus_allowed_list:");
+    cr_assert_not_null(p);
+    p += strlen("Cpus_allowed_list:");
+    p += strspn(p, " \t");
+    size_t n = strcspn(p, "\n");
+    cr_assert_lt(n, size);
+    memcpy(list, p, n);
+    list[n] = '\0';
+    free(status);
+    cpu_set_t set;
+    cr_assert_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    *count = CPU_COUNT(&set);
+}
+
+/* The one line a run of KEYS printed for two items, both the same. */
+static void run_cpus(const char *keys, char *out, size_t size)
+{
+    host_run r;
+    run_stage(&r, keys, "a\nb\n");
+    assert_clean_success(&r);
+    char *nl = strchr(r.out, '\n');
+    cr_assert_not_null(nl, "output: %s", r.out);
+    size_t n = (size_t)(nl - r.out);
+    cr_assert_lt(n, size);
+    cr_assert(strncmp(nl + 1, r.out, n + 1) == 0 && nl[n + 2] == '\0',
+              "the two replies differ: %s", r.out);
+    memcpy(out, r.out, n);
+    out[n] = '\0';
+    host_run_free(&r);
+}
+
+Test(exec, per_item_program_shares_one_cpu_with_its_stage)
+{
+    char mine[256], got[256];
+    int count;
+    own_cpus(mine, sizeof mine, &count);
+    run_cpus(cpus_program, got, sizeof got);
+    if (count < 2) {
+        cr_assert_str_eq(got, mine, "one CPU allowed: nothing to choose");
+        return;
+    }
+    /* One CPU, one of ours. */
+    char *end;
+    long cpu = strtol(got, &end, 10);
+    cr_assert(end > got && *end == '\0', "more than one CPU: '%s'", got);
+    cpu_set_t set;
+    cr_assert_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    cr_assert(cpu >= 0 && cpu < CPU_SETSIZE && CPU_ISSET((int)cpu, &set),
+              "CPU %ld is not one of this process's (%s)", cpu, mine);
+}
+
+Test(exec, share_cpu_no_leaves_the_program_on_every_cpu)
+{
+    char mine[256], got[256], keys[512];
+    int count;
+    own_cpus(mine, sizeof mine, &count);
+    snprintf(keys, sizeof keys, "%sshare_cpu = no\n", cpus_program);
+    run_cpus(keys, got, sizeof got);
+    cr_assert_str_eq(got, mine);
+}
+
+Test(exec, stream_program_is_not_kept_on_one_cpu)
+{
+    char mine[256], got[300];
+    int count;
+    own_cpus(mine, sizeof mine, &count);
+    host_run r;
+    run_stage(&r, "shell = yes\n"
+                  "command = sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/$$/status; cat\n",
+              "a\n");
+    assert_clean_success(&r);
+    snprintf(got, sizeof got, "%s\na\n", mine);
+    cr_assert_str_eq(r.out, got);
+    host_run_free(&r);
+}
+
 /* --- standard error ------------------------------------------------------------- */
 
 Test(exec, stderr_lines_are_logged_with_the_stage_name)
@@ -361,6 +452,8 @@ Test(exec, bad_parameters_are_refused)
                           "arguments, split as sh does but run without a shell), and the section "
                           "does not set it\n", 2},
         {"commmand = cat\n", "did you mean 'command'", 2},
+        {"command = cat\nshare_cpu = both\n",
+         "p.ini:4: [s] key 'share_cpu' = 'both': not yes or no (nor true/false, on/off, 1/0)\n", 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         host_run r;
