@@ -387,6 +387,13 @@ int exec_pump_run(exec_io *io, const exec_pump *p)
         if (n < 0)
             return (int)n;
     }
+    /* A program on the stage's CPU (share_cpu) has often replied by the
+     * time the write returns: read before polling. */
+    if (p->until == EXEC_UNTIL_REPLY && w.left == 0 && !io->out_eof && !reply_ready(io)) {
+        int rc = on_output(io, p, &progress);
+        if (rc != 0)
+            return rc;
+    }
     for (;;) {
         if (goal_met(io, p, &w)) {
             /* A stream stage also takes what is ready now, without waiting,
