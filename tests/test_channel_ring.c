@@ -176,6 +176,65 @@ Test(ring, a_producer_that_waits_for_space_is_rung_for_any_space_freed_and_only_
     cr_assert_eq(cv_channel_send(ch, seq + 1, 0, buf, 1000), -EAGAIN, "exactly one record was freed");
 }
 
+/* A producer that publishes every item (a program's pushes) makes each
+ * visible at once, and rings a consumer that says it sleeps once: the
+ * ring takes the waiting flag, so the publishes that follow until the
+ * consumer says it again ring nothing.  cv_channel_publish rings at every
+ * publish while the flag stays set. */
+Test(ring, publish_each_makes_every_item_visible_and_rings_a_sleeper_once)
+{
+    cv_channel *ch = new_ring(64 * KiB, 4096, 0, NULL);    /* an eighth: 8 KiB */
+    unsigned char buf[16];
+    cv_record rec;
+    uint64_t seq = 0;
+
+    /* Awake: visible at once, no ring. */
+    uint32_t word = area->consumer.word;
+    cr_assert_eq(cv_channel_send(ch, seq, 0, fill(buf, 16, seq), 16), 0);
+    cv_channel_publish_each(ch);
+    seq++;
+    cr_assert_eq(cv_channel_pending(ch), 0, "published");
+    cr_assert_eq(cv_channel_recv(ch, &rec), 1);
+    assert_record(&rec, 0, 0, 16);
+    cr_assert_eq(area->consumer.word, word, "a consumer awake is not rung");
+
+    /* Asleep: 100 items of 32 bytes (under an eighth), one ring. */
+    area->consumer.waiting = 1;
+    for (int i = 0; i < 100; i++, seq++) {
+        cr_assert_eq(cv_channel_send(ch, seq, 0, fill(buf, 16, seq), 16), 0);
+        cv_channel_publish_each(ch);
+        cr_assert_eq(cv_channel_pending(ch), 0, "item %d published", i);
+    }
+    cr_assert_eq(area->consumer.word, word + 1, "rung once for 100 items");
+    cr_assert_eq(area->consumer.waiting, 0, "the ring took the flag");
+    cr_assert_eq(area->consumer.rung_by, &area->producer);
+    cr_assert_geq(area->producer.handoff_cpu, 0, "a hand-off: the pusher may wait next");
+    for (uint64_t i = 1; i < seq; i++) {
+        cr_assert_eq(cv_channel_recv(ch, &rec), 1, "record %llu", (unsigned long long)i);
+        assert_record(&rec, i, 0, 16);
+    }
+    cr_assert_eq(cv_channel_recv(ch, &rec), -EAGAIN);
+
+    /* Asleep again: rung again, by the first publish. */
+    cv_channel_publish(ch);
+    area->consumer.waiting = 1;
+    cr_assert_eq(cv_channel_send(ch, seq, 0, fill(buf, 16, seq), 16), 0);
+    cv_channel_publish_each(ch);
+    seq++;
+    cr_assert_eq(area->consumer.word, word + 2);
+    cr_assert_eq(area->consumer.waiting, 0);
+
+    /* cv_channel_publish, for comparison: a ring per publish. */
+    area->consumer.waiting = 1;
+    for (int i = 0; i < 3; i++, seq++) {
+        cr_assert_eq(cv_channel_send(ch, seq, 0, fill(buf, 16, seq), 16), 0);
+        cv_channel_publish(ch);
+    }
+    cr_assert_eq(area->consumer.word, word + 5);
+    cr_assert_eq(area->consumer.waiting, 1);
+    area->consumer.waiting = 0;
+}
+
 /* A consumer process takes two records, hands their space back and closes
  * its end: the producer fills what is left, then learns of it. */
 Test(ring, a_consumer_that_closed_its_end_makes_send_fail_with_epipe_once_the_ring_is_full)

@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -475,6 +476,133 @@ Test(embed, stage_crashes_mid_batch, .timeout = 60)
 {
     check_failure("[pipeline]\nshared_memory = 4K\n"
                   "[up]\nplugin = text:upper\n[c]\nplugin = testplug:crash\nat = 2500\n", 100000);
+}
+
+/* --- pushes that nothing follows ------------------------------------------- */
+
+/* Items pushed one by one and then pulled, with no flush between: every
+ * push woke the first stage or found it awake, so each pull gets its item
+ * (exactly, in order) and no output is left over. */
+Test(embed, pushes_then_pulls_without_flush, .timeout = 120)
+{
+    conveyor_pipeline *pl = open_ini(CHAIN);
+    conveyor_run *run = start(pl);
+    char s[32];
+    for (int round = 0; round < 3; round++) {
+        int n = round == 0 ? 1 : round == 1 ? 37 : 5000;
+        int base = (int)conveyor_run_pushed(run);
+        for (int i = 1; i <= n; i++) {
+            snprintf(s, sizeof s, "x%d", base + i);
+            push_text(run, s);
+        }
+        for (int i = 1; i <= n; i++) {
+            uint64_t seq;
+            const char *out = pull_text(run, &seq);
+            snprintf(s, sizeof s, "<X%d", base + i);
+            cr_assert_str_eq(out, s);
+            cr_assert_eq(seq, (uint64_t)(base + i));
+        }
+        no_output_now(run);
+    }
+    cr_assert_eq(conveyor_run_finish(run), 0);
+    conveyor_run_free(run);
+    conveyor_pipeline_close(pl);
+}
+
+/* The program pushes and then only waits, calling nothing: the last item
+ * must still reach the last stage, which crashes on it.  The stage's end
+ * is watched in /proc, and the run's error is conveyor-host's own for the
+ * same input. */
+Test(embed, pushes_then_only_waits, .timeout = 120)
+{
+    const char *ini = "[up]\nplugin = text:upper\n[c]\nplugin = testplug:crash_on\nitem = LAST\n";
+    char *expected = host_errors(ini, "1\n2\nlast\n");
+    cr_assert_neq(expected[0], '\0', "conveyor-host printed an error");
+    conveyor_pipeline *pl = open_ini(ini);
+    conveyor_run *run = start(pl);
+    pid_t kids[8];
+    cr_assert_eq(stage_pids(run, kids, 8), 2, "two stage processes");
+    push_text(run, "1");
+    push_text(run, "2");
+    push_text(run, "last");
+    for (size_t i = 0; i < 2; i++)
+        cr_assert(gone(kids[i]), "stage process %ld ended without another call",
+                  (long)kids[i]);
+    cr_assert_eq(conveyor_run_finish(run), 1);
+    cr_assert_str_eq(conveyor_run_error(run), expected);
+    conveyor_run_free(run);
+    cr_assert_eq(shm_left(getpid()), 0);
+    conveyor_pipeline_close(pl);
+    free(expected);
+}
+
+/* One thread pushes bursts of 1 to 31 items and then waits, calling
+ * nothing, until another thread pulled them: a first stage that sleeps
+ * between bursts must be woken by the burst alone. */
+typedef struct burster {
+    conveyor_run *run;
+    sem_t pulled;
+    int bursts, rc;
+} burster;
+
+static int burst_len(int b)
+{
+    return 1 + (b * 7) % 31;
+}
+
+static void *push_bursts(void *arg)
+{
+    burster *p = arg;
+    char s[32];
+    int i = 0;
+    for (int b = 0; b < p->bursts && p->rc == 0; b++) {
+        for (int k = 0; k < burst_len(b) && p->rc == 0; k++) {
+            int len = snprintf(s, sizeof s, "b%d", ++i);
+            p->rc = conveyor_run_push(p->run, s, (size_t)len, -1);
+        }
+        while (sem_wait(&p->pulled) != 0)
+            ;
+    }
+    return NULL;
+}
+
+/* The pulling side: each burst's outputs, exactly. */
+static void bursts_checked(burster *p)
+{
+    char want[32];
+    int i = 0;
+    for (int b = 0; b < p->bursts; b++) {
+        for (int k = 0; k < burst_len(b); k++) {
+            const void *item;
+            size_t len;
+            uint64_t seq;
+            int rc = conveyor_run_pull(p->run, &item, &len, &seq, 30000);
+            cr_assert_eq(rc, 0, "burst %d, item %d: pull: %d", b, i + 1, rc);
+            int wl = snprintf(want, sizeof want, "<B%d", ++i);
+            cr_assert_eq(seq, (uint64_t)i);
+            cr_assert(len == (size_t)wl && memcmp(item, want, len) == 0,
+                      "burst %d: got '%.*s', want '%s'", b, (int)len, (const char *)item, want);
+        }
+        sem_post(&p->pulled);
+    }
+}
+
+Test(embed, bursts_from_one_thread_pulled_by_another, .timeout = 120)
+{
+    conveyor_pipeline *pl = open_ini(CHAIN);
+    conveyor_run *run = start(pl);
+    burster p = {.run = run, .bursts = 300};
+    cr_assert_eq(sem_init(&p.pulled, 0, 0), 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, push_bursts, &p), 0);
+    bursts_checked(&p);
+    pthread_join(t, NULL);
+    cr_assert_eq(p.rc, 0);
+    no_output_now(run);
+    cr_assert_eq(conveyor_run_finish(run), 0);
+    sem_destroy(&p.pulled);
+    conveyor_run_free(run);
+    conveyor_pipeline_close(pl);
 }
 
 Test(embed, init_fails, .timeout = 60)

@@ -661,6 +661,16 @@ static void publish_pushed(cv_embed *e)
         cv_channel_publish(r->outs[i]);
 }
 
+/* What a single push publishes: as publish_pushed, with each output's
+ * consumer rung once per sleep, not once per push (cv_channel_publish_each). */
+static void publish_pushed_each(cv_embed *e)
+{
+    cv_run *r = &e->run;
+    cv_run_sync_watermarks(r);
+    for (size_t i = 0; i < r->nouts; i++)
+        cv_channel_publish_each(r->outs[i]);
+}
+
 /* A push; PUBLISH: make it visible at once (a batch publishes once for
  * many pushes, before it pulls or waits). */
 static int push_one(cv_embed *e, const void *item, size_t len, int timeout_ms, int publish);
@@ -699,12 +709,12 @@ static int push_one(cv_embed *e, const void *item, size_t len, int timeout_ms, i
         r->pstats[e->src].items_out = seq;     /* the program's line: read by the host */
         r->source_low = seq + 1;
         /* Pushing may be the program's last act for all the pipeline
-         * knows: what it sent must be visible now.  This costs W8 about
-         * half its rate (a fence, and a first stage that catches up and
-         * sleeps after each item instead of each 256); a batch publishes
-         * once per round instead. */
+         * knows: what it sent must be visible now, and a first stage
+         * asleep rung.  A fence per push, and a first stage that catches
+         * up and sleeps more often than behind a forked source; a batch
+         * publishes once per round instead. */
         if (publish)
-            publish_pushed(e);
+            publish_pushed_each(e);
     }
     unguard_sigpipe(&g);
     if (rc == 0)

@@ -46,6 +46,14 @@ void cv_channel_publish(cv_channel *ch)
     ch->ops->publish(ch);
 }
 
+void cv_channel_publish_each(cv_channel *ch)
+{
+    if (ch->ops->publish_each)
+        ch->ops->publish_each(ch);
+    else
+        ch->ops->publish(ch);
+}
+
 int cv_channel_close_write(cv_channel *ch)
 {
     return ch->ops->close_write(ch);

@@ -68,7 +68,8 @@ typedef struct cv_channel cv_channel;
  * on all its channels at once (a join) with one futex. */
 typedef struct cv_bell {
     uint32_t word;          /* futex word: bumped by every ring */
-    uint32_t waiting;       /* the owner sleeps, or is about to */
+    uint32_t waiting;       /* the owner sleeps, or is about to (a ring of
+                             * cv_channel_publish_each takes it back to 0) */
     int32_t handoff_cpu;    /* where the owner last rang a sleeper from just
                              * before it sleeps itself, or -1 */
     uint32_t pad0;
@@ -122,6 +123,12 @@ int cv_channel_pending(const cv_channel *ch);   /* buffered bytes not yet out */
  * producer's records, the consumer's freed space.  Called before a process
  * sleeps. */
 void cv_channel_publish(cv_channel *ch);
+/* As cv_channel_publish, for a producer that publishes after every item
+ * because it may stop at any one and never waits after its last (a
+ * program pushing into its pipeline): a consumer that sleeps is rung by
+ * the first publish that finds it asleep, not by every publish until it
+ * runs again.  Pipes: cv_channel_publish. */
+void cv_channel_publish_each(cv_channel *ch);
 /* Building a record in place: a pointer to room for MAX_LEN bytes in the
  * channel's own buffer (NULL with errno EAGAIN when full, ENOTSUP when the
  * record is too large to be built in place, EMSGSIZE when it is larger
@@ -206,6 +213,7 @@ struct cv_channel_ops {
     int (*flush)(cv_channel *ch, int wait);
     int (*pending)(const cv_channel *ch);
     void (*publish)(cv_channel *ch);
+    void (*publish_each)(cv_channel *ch);  /* NULL: publish */
     int (*close_write)(cv_channel *ch);
     int (*recv)(cv_channel *ch, cv_record *rec);
     int (*recv_many)(cv_channel *ch, cv_record *recs, int max);    /* NULL: none */

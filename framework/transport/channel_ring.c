@@ -431,6 +431,33 @@ void cv_ring_publish(cv_channel *base)
         publish_tail(ch, ch->ack_in ? ch->acked : ch->rpos);
 }
 
+/* cv_channel_publish_each: the head, and the consumer's bell as
+ * publish_head rings it, except that the ring takes the bell's waiting
+ * flag (back to 0) and only the publish that took it rings.  A woken
+ * process runs only when a CPU is free: on a crowded machine it stayed
+ * "waiting" for hundreds of pushes, each of which rang it again, a futex
+ * system call per push (W8, 10 M items: 300 k to 850 k of them, for 40 k
+ * to 80 k sleeps; most of the program's time).  Nothing is missed: the woken consumer looks at every
+ * channel when it runs, and says again that it sleeps (store, fence,
+ * look) before it does. */
+static void ring_publish_each(cv_channel *base)
+{
+    ring_channel *ch = (ring_channel *)base;
+    if (!ch->can_write)
+        return;
+    publish_head(ch, 0);
+    if (ch->head_rung == ch->head_pub)
+        return;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    cv_bell *b = ch->cons_bell;
+    uint32_t asleep = __atomic_load_n(&b->waiting, __ATOMIC_RELAXED);
+    if (asleep && __atomic_compare_exchange_n(&b->waiting, &asleep, 0, 0, __ATOMIC_SEQ_CST,
+                                              __ATOMIC_RELAXED)) {
+        ch->head_rung = ch->head_pub;
+        ring_bell_taken(b, ch->prod_bell, 1);
+    }
+}
+
 static int ring_flush(cv_channel *base, int wait)
 {
     (void)wait;     /* publishing never waits: the bytes are in the ring */
@@ -777,6 +804,7 @@ static const struct cv_channel_ops ring_ops = {
     .flush = ring_flush,
     .pending = ring_pending,
     .publish = cv_ring_publish,
+    .publish_each = ring_publish_each,
     .close_write = ring_close_write,
     .recv = ring_recv,
     .recv_many = ring_recv_many,

@@ -77,15 +77,20 @@ typedef struct ring_channel {
 } ring_channel;
 
 /* SELF is the ringer's own bell, HANDOFF whether the ringer is about to
- * wait: the woken one may give way to it (after_ring). */
+ * wait: the woken one may give way to it (after_ring).  ring_bell_taken
+ * rings whatever the waiting flag says (the caller looked at it). */
+static inline void ring_bell_taken(cv_bell *b, cv_bell *self, int handoff)
+{
+    __atomic_store_n(&self->handoff_cpu, handoff ? sched_getcpu() : -1, __ATOMIC_RELAXED);
+    __atomic_store_n(&b->rung_by, self, __ATOMIC_RELAXED);
+    cv_bell_wake(b);
+}
+
 static inline void ring_bell(cv_bell *b, cv_bell *self, int handoff)
 {
     /* The caller published and fenced; wake only a sleeper. */
-    if (__atomic_load_n(&b->waiting, __ATOMIC_RELAXED)) {
-        __atomic_store_n(&self->handoff_cpu, handoff ? sched_getcpu() : -1, __ATOMIC_RELAXED);
-        __atomic_store_n(&b->rung_by, self, __ATOMIC_RELAXED);
-        cv_bell_wake(b);
-    }
+    if (__atomic_load_n(&b->waiting, __ATOMIC_RELAXED))
+        ring_bell_taken(b, self, handoff);
 }
 
 /* Both ends' cv_channel_publish (channel_ring.c). */
