@@ -162,9 +162,3 @@ check-valgrind: $(VALGRIND_SUITES) tests/test_e2e_restart tests/test_embed examp
 	./tests/test_e2e_restart --jobs 2 --filter 'restart/!(kill_9*|sigterm*)' || status=1; \
 	$(SHELL) $(abs_top_srcdir)/tests/valgrind-embed.sh || status=1; \
 	exit $$status
-.PHONY: check-valgrind
-
-clean-local: clean-test-tmp
-clean-test-tmp:
-	-rm -rf tests/tmp
-.PHONY: clean-test-tmp
