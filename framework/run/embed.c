@@ -652,23 +652,19 @@ static int pipe_drain(cv_embed *e)
 }
 
 /* Publishes what the program sent (and, for order = source merges
- * downstream, how far it got). */
-static void publish_pushed(cv_embed *e)
+ * downstream, how far it got).  EACH: a single push, which rings each
+ * output's consumer once per sleep, not once per push
+ * (cv_channel_publish_each); a batch publishes once per round. */
+static void publish_pushed(cv_embed *e, int each)
 {
     cv_run *r = &e->run;
     cv_run_sync_watermarks(r);
-    for (size_t i = 0; i < r->nouts; i++)
-        cv_channel_publish(r->outs[i]);
-}
-
-/* What a single push publishes: as publish_pushed, with each output's
- * consumer rung once per sleep, not once per push (cv_channel_publish_each). */
-static void publish_pushed_each(cv_embed *e)
-{
-    cv_run *r = &e->run;
-    cv_run_sync_watermarks(r);
-    for (size_t i = 0; i < r->nouts; i++)
-        cv_channel_publish_each(r->outs[i]);
+    for (size_t i = 0; i < r->nouts; i++) {
+        if (each)
+            cv_channel_publish_each(r->outs[i]);
+        else
+            cv_channel_publish(r->outs[i]);
+    }
 }
 
 /* A push; PUBLISH: make it visible at once (a batch publishes once for
@@ -714,7 +710,7 @@ static int push_one(cv_embed *e, const void *item, size_t len, int timeout_ms, i
          * up and sleeps more often than behind a forked source; a batch
          * publishes once per round instead. */
         if (publish)
-            publish_pushed_each(e);
+            publish_pushed(e, 1);
     }
     unguard_sigpipe(&g);
     if (rc == 0)
@@ -959,7 +955,7 @@ int cv_embed_batch(cv_embed *e, const void *const *items, const size_t *lens, si
     while (rc == 0) {
         while (i < n && (rc = push_one(e, items[i], lens[i], 0, 0)) == 0)
             i++;
-        publish_pushed(e);
+        publish_pushed(e, 0);
         if (rc == -EAGAIN)
             rc = 0;
         if (rc < 0)
